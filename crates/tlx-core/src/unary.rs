@@ -67,8 +67,10 @@ pub enum UnaryOp {
     },
 }
 
-const SELU_LAMBDA: f64 = 1.050_700_987_355_480_5;
-const SELU_ALPHA: f64 = 1.673_263_242_354_377_2;
+/// SELU's scale λ (Keras's value).
+pub const SELU_LAMBDA: f64 = 1.050_700_987_355_480_5;
+/// SELU's α (Keras's value).
+pub const SELU_ALPHA: f64 = 1.673_263_242_354_377_2;
 
 fn c<T: Float>(v: f64) -> T {
     T::from_f64(v)

@@ -41,6 +41,17 @@ pub fn unary_backward<T: Float>(op: UnaryOp, x: &[T], y: &[T], grad_out: &[T], g
     assert!(x.len() == n && y.len() == n && grad_out.len() == n, "unary_backward: lengths differ");
     #[allow(clippy::type_complexity)]
     let body = |(((gi, x), y), go): (((&mut [T], &[T]), &[T]), &[T])| {
+        if T::DTYPE == tlx_core::DType::F32
+            && crate::unary_simd::unary_backward_f32(
+                op,
+                bytemuck::cast_slice(x),
+                bytemuck::cast_slice(y),
+                bytemuck::cast_slice(go),
+                bytemuck::cast_slice_mut(gi),
+            )
+        {
+            return;
+        }
         for i in 0..gi.len() {
             gi[i] = go[i] * op.derivative(x[i], y[i]);
         }

@@ -58,6 +58,11 @@ pub fn unary_f32(op: UnaryOp, x: &[f32], out: &mut [f32]) -> bool {
             let a = f32x8::splat(alpha as f32);
             map(x, out, |v| v.simd_gt(zero).select(v, a * v.exp_m1()), s)
         }
+        UnaryOp::Selu => {
+            let l = f32x8::splat(tlx_core::unary::SELU_LAMBDA as f32);
+            let la = f32x8::splat((tlx_core::unary::SELU_LAMBDA * tlx_core::unary::SELU_ALPHA) as f32);
+            map(x, out, |v| v.simd_gt(zero).select(l * v, la * v.exp_m1()), s)
+        }
         UnaryOp::HardSigmoid => {
             let (three, six) = (f32x8::splat(3.0), f32x8::splat(6.0));
             map(x, out, |v| (v + three).max(zero).min(six) / six, s)
@@ -74,6 +79,60 @@ pub fn unary_f32(op: UnaryOp, x: &[f32], out: &mut [f32]) -> bool {
         UnaryOp::Affine { mul, add } => {
             let (m, a) = (f32x8::splat(mul as f32), f32x8::splat(add as f32));
             map(x, out, |v| v.mul_add(m, a), s)
+        }
+        _ => return false,
+    }
+    true
+}
+
+#[inline(always)]
+fn map_backward(
+    x: &[f32],
+    y: &[f32],
+    go: &[f32],
+    gi: &mut [f32],
+    d: impl Fn(f32x8, f32x8) -> f32x8,
+    scalar: impl Fn(f32, f32) -> f32,
+) {
+    let n = gi.len();
+    let full = n / 8 * 8;
+    for i in (0..full).step_by(8) {
+        let load = |s: &[f32]| f32x8::from(<[f32; 8]>::try_from(&s[i..i + 8]).expect("chunk of 8"));
+        gi[i..i + 8].copy_from_slice(&(load(go) * d(load(x), load(y))).to_array());
+    }
+    for i in full..n {
+        gi[i] = go[i] * scalar(x[i], y[i]);
+    }
+}
+
+/// `gi = go · op'(x, y)` (y = op(x)) with SIMD for the common activations; returns `false`
+/// (leaving `gi` untouched) for ops without a SIMD derivative here.
+pub fn unary_backward_f32(op: UnaryOp, x: &[f32], y: &[f32], go: &[f32], gi: &mut [f32]) -> bool {
+    let s = |x: f32, y: f32| op.derivative(x, y);
+    let (zero, one) = (f32x8::ZERO, f32x8::ONE);
+    match op {
+        UnaryOp::Neg => map_backward(x, y, go, gi, |_, _| -one, s),
+        UnaryOp::Exp => map_backward(x, y, go, gi, |_, y| y, s),
+        UnaryOp::Square => map_backward(x, y, go, gi, |x, _| x + x, s),
+        UnaryOp::Tanh => map_backward(x, y, go, gi, |_, y| one - y * y, s),
+        UnaryOp::Sigmoid => map_backward(x, y, go, gi, |_, y| y * (one - y), s),
+        UnaryOp::Relu => map_backward(x, y, go, gi, |x, _| x.simd_gt(zero).select(one, zero), s),
+        UnaryOp::Relu6 => {
+            let six = f32x8::splat(6.0);
+            map_backward(x, y, go, gi, |x, _| (x.simd_gt(zero) & x.simd_lt(six)).select(one, zero), s)
+        }
+        UnaryOp::LeakyRelu { alpha } => {
+            let a = f32x8::splat(alpha as f32);
+            map_backward(x, y, go, gi, |x, _| x.simd_gt(zero).select(one, a), s)
+        }
+        UnaryOp::Elu { alpha } => {
+            let a = f32x8::splat(alpha as f32);
+            map_backward(x, y, go, gi, |x, y| x.simd_gt(zero).select(one, y + a), s)
+        }
+        UnaryOp::Selu => {
+            let l = f32x8::splat(tlx_core::unary::SELU_LAMBDA as f32);
+            let la = f32x8::splat((tlx_core::unary::SELU_LAMBDA * tlx_core::unary::SELU_ALPHA) as f32);
+            map_backward(x, y, go, gi, |x, y| x.simd_gt(zero).select(l, y + la), s)
         }
         _ => return false,
     }
@@ -121,6 +180,32 @@ mod tests {
                     || (a as f64 - b).abs() < 1e-7 * (v.abs() as f64).max(1.0)
                     || (a.is_infinite() && (b as f32).is_infinite());
                 assert!(ok, "{op:?} at x[{i}] = {v}: simd {a} vs exact {b} (rel {err:.2e})");
+            }
+        }
+    }
+
+    #[test]
+    fn every_simd_derivative_matches_the_scalar_table() {
+        let mut x: Vec<f32> = (0..2001).map(|i| (i as f32 - 1000.0) / 50.0).collect();
+        x.extend([0.0, -0.0, 6.0, 1e-8, -1e-8]);
+        let go: Vec<f32> = (0..x.len()).map(|i| 1.0 + (i % 7) as f32 * 0.25).collect();
+        for op in UnaryOp::all_for_tests() {
+            if op.needs_positive_input() {
+                continue;
+            }
+            let y: Vec<f32> = x.iter().map(|&v| op.forward(v)).collect();
+            let mut simd = vec![0.0f32; x.len()];
+            if !unary_backward_f32(op, &x, &y, &go, &mut simd) {
+                continue;
+            }
+            for i in 0..x.len() {
+                let want = go[i] * op.derivative(x[i], y[i]);
+                assert!(
+                    (simd[i] - want).abs() <= 1e-6 * want.abs().max(1.0),
+                    "{op:?} at x = {}: simd {} vs scalar {want}",
+                    x[i],
+                    simd[i]
+                );
             }
         }
     }
