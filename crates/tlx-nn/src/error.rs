@@ -25,6 +25,10 @@ pub enum Error {
     #[error(transparent)]
     Tensor(#[from] tlx_core::Error),
 
+    /// A weights or model file could not be read.
+    #[error(transparent)]
+    File(#[from] weights_tools::Error),
+
     /// Anything else (wrong number of inputs, weights that do not fit…).
     #[error("{0}")]
     Msg(String),

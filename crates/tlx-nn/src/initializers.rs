@@ -101,6 +101,39 @@ impl Initializer {
         })
     }
 
+    /// Keras's `{class_name, config}` form (what [`Initializer::from_keras`] reads back).
+    pub fn to_keras(&self) -> Value {
+        use serde_json::json;
+        match *self {
+            Initializer::Zeros => json!({"class_name": "Zeros", "config": {}}),
+            Initializer::Ones => json!({"class_name": "Ones", "config": {}}),
+            Initializer::Constant(v) => json!({"class_name": "Constant", "config": {"value": v}}),
+            Initializer::RandomNormal { mean, stddev } => {
+                json!({"class_name": "RandomNormal", "config": {"mean": mean, "stddev": stddev}})
+            }
+            Initializer::RandomUniform { minval, maxval } => {
+                json!({"class_name": "RandomUniform", "config": {"minval": minval, "maxval": maxval}})
+            }
+            Initializer::TruncatedNormal { mean, stddev } => {
+                json!({"class_name": "TruncatedNormal", "config": {"mean": mean, "stddev": stddev}})
+            }
+            Initializer::VarianceScaling { scale, mode, distribution } => {
+                let mode = match mode {
+                    FanMode::FanIn => "fan_in",
+                    FanMode::FanOut => "fan_out",
+                    FanMode::FanAvg => "fan_avg",
+                };
+                let distribution = match distribution {
+                    Distribution::TruncatedNormal => "truncated_normal",
+                    Distribution::UntruncatedNormal => "untruncated_normal",
+                    Distribution::Uniform => "uniform",
+                };
+                json!({"class_name": "VarianceScaling",
+                       "config": {"scale": scale, "mode": mode, "distribution": distribution}})
+            }
+        }
+    }
+
     /// A new f32 tensor of `shape` drawn from this initializer.
     pub fn init(&self, shape: &[usize], rng: &mut Rng) -> TResult<Tensor> {
         let shape = Shape::new(shape.to_vec());

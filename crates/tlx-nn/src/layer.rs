@@ -36,6 +36,38 @@ impl Weight {
     }
 }
 
+/// Pre-activation values of a layer that ends in a softmax or sigmoid.
+#[derive(Clone, Debug)]
+pub struct Logits {
+    /// The values before the activation.
+    pub values: Tensor,
+    /// Which activation turned them into the layer's output.
+    pub kind: LogitsKind,
+}
+
+/// The activation that followed a layer's logits.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LogitsKind {
+    /// Softmax over the last axis.
+    Softmax,
+    /// Elementwise sigmoid.
+    Sigmoid,
+}
+
+impl Logits {
+    /// The logits of `activation` applied to `values`, if it is a softmax (last axis) or sigmoid.
+    pub fn of(activation: &crate::Activation, values: &Tensor) -> Option<Logits> {
+        let kind = match activation {
+            crate::Activation::Softmax { axis } if *axis == -1 || *axis as usize + 1 == values.rank() => {
+                LogitsKind::Softmax
+            }
+            crate::Activation::Unary(tlx_tensor::UnaryOp::Sigmoid) => LogitsKind::Sigmoid,
+            _ => return None,
+        };
+        Some(Logits { values: values.clone(), kind })
+    }
+}
+
 /// Per-call state of a forward pass.
 pub struct Context {
     /// Training mode (dropout active, batch norm on batch statistics when trainable).
@@ -147,6 +179,34 @@ pub trait Layer: Send + Sync {
     /// Whether `build` has run.
     fn is_built(&self) -> bool {
         self.base().built
+    }
+
+    /// Every weight with its path below this layer, in Keras order: a plain layer's own
+    /// weights by name (`kernel`), a nested model's as `sub_layer/name`.
+    fn weight_paths(&self) -> Vec<(String, &Weight)> {
+        self.weights().iter().map(|w| (w.name.clone(), w)).collect()
+    }
+
+    /// Number of scalars in all weights (the "Param #" of a summary).
+    fn param_count(&self) -> usize {
+        self.weight_paths().iter().map(|(_, w)| w.tensor.numel()).sum()
+    }
+
+    /// This layer as a model, when it is one (nested models).
+    fn as_model(&self) -> Option<&crate::model::Model> {
+        None
+    }
+
+    /// This layer as a mutable model, when it is one.
+    fn as_model_mut(&mut self) -> Option<&mut crate::model::Model> {
+        None
+    }
+
+    /// The forward pass, also returning the pre-activation values when the layer ends in a
+    /// softmax or sigmoid. Keras's TensorFlow backend computes a cross-entropy on those
+    /// logits instead of on the clipped probabilities; training does the same.
+    fn call_with_logits(&self, inputs: &[Tensor], ctx: &mut Context) -> Result<(Tensor, Option<Logits>)> {
+        Ok((self.call(inputs, ctx)?, None))
     }
 
     /// Replaces the weights' values (Keras order, shapes must match), like `set_weights`.

@@ -85,6 +85,19 @@ impl Constraint {
         })
     }
 
+    /// Keras's `{class_name, config}` form.
+    pub fn to_keras(&self) -> Value {
+        match self {
+            Constraint::MaxNorm { max_value, axis } => {
+                json!({"class_name": "MaxNorm", "config": {"max_value": max_value, "axis": axis}})
+            }
+            Constraint::NonNeg => json!({"class_name": "NonNeg", "config": {}}),
+            Constraint::UnitNorm { axis } => json!({"class_name": "UnitNorm", "config": {"axis": axis}}),
+            Constraint::MinMaxNorm { min_value, max_value, rate, axis } => json!({"class_name": "MinMaxNorm",
+                "config": {"min_value": min_value, "max_value": max_value, "rate": rate, "axis": axis}}),
+        }
+    }
+
     /// The projected weight (no gradient).
     pub fn project(&self, w: &Tensor) -> Result<Tensor> {
         let _g = no_grad();

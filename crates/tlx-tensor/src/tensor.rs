@@ -312,6 +312,27 @@ impl Tensor {
 
     // ----- in-place updates (optimizers, loading weights) ---------------------------------
 
+    /// Makes this tensor's storage the same bytes as `src`'s without copying them when `src`
+    /// is memory-mapped (loading weights): same shape and dtype, both dense from their start.
+    /// Anything else falls back to [`Tensor::assign`]. Other views of the old storage keep it.
+    pub fn adopt_storage(&self, src: &Tensor) -> Result<()> {
+        let dense_from_start = |t: &Tensor| t.0.layout.contiguous_range().is_some_and(|r| r.start == 0);
+        let same_len = |t: &Tensor| t.read_storage().map(|s| s.len() == t.numel()).unwrap_or(false);
+        if src.shape() != self.shape()
+            || src.dtype() != self.dtype()
+            || !dense_from_start(self)
+            || !dense_from_start(src)
+            || !same_len(src)
+            || !same_len(self)
+            || Arc::ptr_eq(&self.0.storage, &src.0.storage)
+        {
+            return self.assign(src);
+        }
+        let new = src.read_storage()?.clone();
+        *self.write_storage()? = new;
+        Ok(())
+    }
+
     /// Overwrites this tensor's elements with `src`'s (same shape; converted to this dtype).
     /// Writes through shared storage (views see the change); mapped storage is copied first.
     pub fn assign(&self, src: &Tensor) -> Result<()> {

@@ -43,6 +43,19 @@ impl WeightSpec {
         Ok(WeightSpec { initializer, regularizer, constraint })
     }
 
+    /// Writes `<prefix>_initializer`, `<prefix>_regularizer`, `<prefix>_constraint` into a
+    /// Keras config object.
+    pub fn write(&self, prefix: &str, config: &mut Value) {
+        if let Some(o) = config.as_object_mut() {
+            o.insert(format!("{prefix}_initializer"), self.initializer.to_keras());
+            o.insert(format!("{prefix}_regularizer"), self.regularizer.map_or(Value::Null, |r| r.to_keras()));
+            o.insert(
+                format!("{prefix}_constraint"),
+                self.constraint.as_ref().map_or(Value::Null, |c| c.to_keras()),
+            );
+        }
+    }
+
     /// Creates the weight `name` of `shape` in `base`.
     pub fn create(
         &self,

@@ -212,6 +212,9 @@ impl Layer for Conv2D {
         o.insert("groups".into(), json!(self.groups));
         o.insert("activation".into(), json!(self.activation.keras_name()));
         o.insert("use_bias".into(), json!(self.use_bias));
+        o.insert("activity_regularizer".into(), self.activity.map_or(Value::Null, |r| r.to_keras()));
+        self.kernel.write("kernel", &mut c);
+        self.bias.write("bias", &mut c);
         c
     }
 }
@@ -325,6 +328,9 @@ impl Layer for DepthwiseConv2D {
         o.insert("depth_multiplier".into(), json!(self.depth_multiplier));
         o.insert("activation".into(), json!(self.activation.keras_name()));
         o.insert("use_bias".into(), json!(self.use_bias));
+        o.insert("activity_regularizer".into(), self.activity.map_or(Value::Null, |r| r.to_keras()));
+        self.kernel.write("depthwise", &mut c);
+        self.bias.write("bias", &mut c);
         c
     }
 }
@@ -430,6 +436,10 @@ impl Layer for SeparableConv2D {
         o.insert("depth_multiplier".into(), json!(self.depth_multiplier));
         o.insert("activation".into(), json!(self.activation.keras_name()));
         o.insert("use_bias".into(), json!(self.use_bias));
+        o.insert("activity_regularizer".into(), self.activity.map_or(Value::Null, |r| r.to_keras()));
+        self.depthwise.write("depthwise", &mut c);
+        self.pointwise.write("pointwise", &mut c);
+        self.bias.write("bias", &mut c);
         c
     }
 }

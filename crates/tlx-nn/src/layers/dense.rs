@@ -5,7 +5,7 @@ use crate::activation::Activation;
 use crate::config::ConfigReader;
 use crate::error::{Error, Result};
 use crate::initializers::Initializer;
-use crate::layer::{expect_inputs, Context, Layer, LayerBase, ShapeSpec};
+use crate::layer::{expect_inputs, Context, Layer, LayerBase, Logits, ShapeSpec};
 use crate::regularizers::Regularizer;
 use serde_json::{json, Value};
 use tlx_tensor::{Rng, Tensor};
@@ -95,11 +95,15 @@ impl Layer for Dense {
     }
 
     fn call(&self, inputs: &[Tensor], ctx: &mut Context) -> Result<Tensor> {
+        Ok(self.call_with_logits(inputs, ctx)?.0)
+    }
+
+    fn call_with_logits(&self, inputs: &[Tensor], ctx: &mut Context) -> Result<(Tensor, Option<Logits>)> {
         expect_inputs(self, 1, inputs.len())?;
         let wrap = self.base.wrap("Dense");
         let x = &inputs[0];
         let kernel = self.base.weight("kernel");
-        let mut run = || -> tlx_tensor::Result<Tensor> {
+        let mut run = || -> tlx_tensor::Result<(Tensor, Option<Logits>)> {
             let fan_in = kernel.dims()[0];
             if x.rank() < 1 || x.dims()[x.rank() - 1] != fan_in {
                 return Err(tlx_tensor::Error::shape(
@@ -111,23 +115,26 @@ impl Layer for Dense {
             *out_dims.last_mut().unwrap() = self.units;
             let flat =
                 if x.rank() == 2 { x.clone() } else { x.reshape([x.numel() / fan_in.max(1), fan_in])? };
-            let mut y = flat.matmul(kernel)?;
+            let mut z = flat.matmul(kernel)?;
             if let Some(b) = self.base.weight_opt("bias") {
-                y = y.add(b)?;
+                z = z.add(b)?;
             }
-            let y = if x.rank() == 2 { y } else { y.reshape(out_dims)? };
-            let y = self.activation.apply(&y)?;
+            let z = if x.rank() == 2 { z } else { z.reshape(out_dims)? };
+            let y = self.activation.apply(&z)?;
             apply_activity(&self.activity, &y, ctx)?;
-            Ok(y)
+            Ok((y, Logits::of(&self.activation, &z)))
         };
         run().map_err(wrap)
     }
 
     fn config(&self) -> Value {
-        json!({
+        let mut c = json!({
             "name": self.base.name, "trainable": self.base.trainable, "units": self.units,
             "activation": self.activation.keras_name(), "use_bias": self.use_bias,
-            "kernel_regularizer": self.kernel.regularizer.map(|r| r.to_keras()),
-        })
+            "activity_regularizer": self.activity.map_or(Value::Null, |r| r.to_keras()),
+        });
+        self.kernel.write("kernel", &mut c);
+        self.bias.write("bias", &mut c);
+        c
     }
 }

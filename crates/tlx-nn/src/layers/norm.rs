@@ -167,9 +167,14 @@ impl Layer for BatchNormalization {
     }
 
     fn config(&self) -> Value {
-        json!({
+        let mut c = json!({
             "name": self.base.name, "trainable": self.base.trainable, "axis": self.axis,
             "momentum": self.momentum, "epsilon": self.epsilon, "center": self.center, "scale": self.scale,
-        })
+            "moving_mean_initializer": self.moving_mean.to_keras(),
+            "moving_variance_initializer": self.moving_variance.to_keras(),
+        });
+        self.gamma.write("gamma", &mut c);
+        self.beta.write("beta", &mut c);
+        c
     }
 }

@@ -6,7 +6,7 @@
 use crate::activation::Activation;
 use crate::config::ConfigReader;
 use crate::error::{Error, Result};
-use crate::layer::{Context, Layer, LayerBase, ShapeSpec};
+use crate::layer::{Context, Layer, LayerBase, Logits, ShapeSpec};
 use serde_json::{json, Value};
 use tlx_tensor::{Padding, Rng, Tensor, UnaryOp};
 
@@ -232,6 +232,42 @@ impl Stateless {
         Ok(Some(layer))
     }
 
+    /// The Keras config fields that describe this layer's computation.
+    fn op_config(&self) -> Value {
+        use StatelessOp as S;
+        let pair = |p: (usize, usize)| json!([p.0, p.1]);
+        let pad = |p: &Padding| if *p == Padding::Same { "same" } else { "valid" };
+        match &self.op {
+            S::Input | S::Flatten | S::Merge(_) => json!({}),
+            S::Activation(a) => match (self.class, a) {
+                ("ReLU", Activation::Unary(UnaryOp::Relu)) => {
+                    json!({"max_value": null, "negative_slope": 0.0, "threshold": 0.0})
+                }
+                ("ReLU", Activation::Unary(UnaryOp::Relu6)) => {
+                    json!({"max_value": 6.0, "negative_slope": 0.0, "threshold": 0.0})
+                }
+                ("ReLU", Activation::Unary(UnaryOp::ReluExt { negative_slope, max_value, threshold })) => {
+                    json!({"max_value": max_value, "negative_slope": negative_slope, "threshold": threshold})
+                }
+                ("LeakyReLU", Activation::Unary(UnaryOp::LeakyRelu { alpha })) => {
+                    json!({"negative_slope": alpha})
+                }
+                ("Softmax", Activation::Softmax { axis }) => json!({"axis": axis}),
+                (_, a) => json!({"activation": a.keras_name()}),
+            },
+            S::Reshape(t) => json!({"target_shape": t}),
+            S::ZeroPadding { top, bottom, left, right } => json!({"padding": [[top, bottom], [left, right]]}),
+            S::Cropping { top, bottom, left, right } => json!({"cropping": [[top, bottom], [left, right]]}),
+            S::MaxPool { pool, strides, padding } | S::AvgPool { pool, strides, padding } => {
+                json!({"pool_size": pair(*pool), "strides": pair(*strides), "padding": pad(padding)})
+            }
+            S::GlobalAvgPool { keepdims } | S::GlobalMaxPool { keepdims } => json!({"keepdims": keepdims}),
+            S::Dropout { rate, .. } => json!({"rate": rate}),
+            S::Rescaling { scale, offset } => json!({"scale": scale, "offset": offset}),
+            S::Concatenate { axis } => json!({"axis": axis}),
+        }
+    }
+
     fn err(&self, msg: impl std::fmt::Display) -> Error {
         Error::Msg(format!("layer '{}' ({}): {msg}", self.base.name, self.class))
     }
@@ -433,10 +469,28 @@ impl Layer for Stateless {
         out.map_err(wrap)
     }
 
+    fn call_with_logits(&self, inputs: &[Tensor], ctx: &mut Context) -> Result<(Tensor, Option<Logits>)> {
+        match (&self.op, inputs) {
+            (StatelessOp::Activation(a), [x]) => {
+                let y = a.apply(x).map_err(self.base.wrap(self.class))?;
+                Ok((y, Logits::of(a, x)))
+            }
+            _ => Ok((self.call(inputs, ctx)?, None)),
+        }
+    }
+
     fn config(&self) -> Value {
-        let mut c = self.source.clone();
+        let mut c = self.op_config();
         if let Some(o) = c.as_object_mut() {
             o.insert("name".into(), json!(self.base.name));
+            o.insert("trainable".into(), json!(self.base.trainable));
+            if let Some(src) = self.source.as_object() {
+                // Fields of the original Keras config that the op does not describe (e.g.
+                // an InputLayer's batch_shape) are kept.
+                for (k, v) in src {
+                    o.entry(k.clone()).or_insert_with(|| v.clone());
+                }
+            }
         }
         c
     }
