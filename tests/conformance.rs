@@ -46,3 +46,18 @@ fn losses_match_keras() {
 fn schedules_match_keras() {
     run_kinds(&["schedule"]);
 }
+
+#[test]
+fn augment_matches_keras() {
+    run_kinds(&["augment"]);
+}
+
+#[test]
+fn preprocess_matches_keras() {
+    run_kinds(&["preprocess"]);
+}
+
+#[test]
+fn callbacks_match_keras() {
+    run_kinds(&["reduce_lr_on_plateau", "early_stopping"]);
+}

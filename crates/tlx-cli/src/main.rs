@@ -2,6 +2,7 @@
 //! clear line on stderr and a non-zero exit status, never a panic or backtrace.
 
 mod conformance;
+mod demo;
 mod files;
 
 use clap::{Parser, Subcommand};
@@ -26,6 +27,11 @@ enum Command {
         after_help = "Example:\n  tlx conformance ../shared/conformance/keras --kind layer --kind loss"
     )]
     Conformance(conformance::Args),
+    /// The transfer experiment on Fashion-MNIST: task A, task B from scratch, B on A.
+    #[command(
+        after_help = "Examples:\n  tlx demo\n  tlx demo --json\n  tlx demo --data ../shared/data/fashion-mnist"
+    )]
+    Demo(demo::Args),
     /// Describe a weights or model file (.h5, .weights.h5, .keras, .safetensors, .npy).
     #[command(after_help = "Example:\n  tlx inspect vgg16_notop.h5\n  tlx inspect model.keras --json")]
     Inspect(files::InspectArgs),
@@ -38,6 +44,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Conformance(a) => conformance::run(a),
+        Command::Demo(a) => demo::run(a),
         Command::Inspect(a) => files::inspect(a),
         Command::Convert(a) => files::convert(a),
     };

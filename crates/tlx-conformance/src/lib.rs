@@ -78,8 +78,15 @@ pub fn read_cases(path: &Path) -> Result<Vec<Value>, Error> {
 pub fn run_case(dir: &Path, case: &Value) -> Result<f64, String> {
     let kind = case.get("kind").and_then(Value::as_str).unwrap_or("");
     let run = || match kind {
+        "forward_app" => kinds::forward_app::run(dir, case),
+        "forward_model" => kinds::forward::run_model(dir, case),
+        "augment" => kinds::augment::run(dir, case),
+        "early_stopping" => kinds::callbacks::run_early_stopping(case),
         "layer" => kinds::layer::run(dir, case),
+        "train_steps" => kinds::train_steps::run(dir, case),
         "loss" => kinds::loss::run(dir, case),
+        "preprocess" => kinds::preprocess::run(dir, case),
+        "reduce_lr_on_plateau" => kinds::callbacks::run_reduce_lr(case),
         "schedule" => kinds::schedule::run(case),
         "" => Err("case has no 'kind'".into()),
         other => Err(format!("kind '{other}' is not supported by this version of tlx")),
