@@ -47,7 +47,12 @@ fn quiet(epochs: usize) -> FitOptions {
 }
 
 fn weights_bits(t: &Trainer) -> Vec<Vec<u32>> {
-    t.model().get_weights().unwrap().iter().map(|w| w.to_vec::<f32>().unwrap().iter().map(|v| v.to_bits()).collect()).collect()
+    t.model()
+        .get_weights()
+        .unwrap()
+        .iter()
+        .map(|w| w.to_vec::<f32>().unwrap().iter().map(|v| v.to_bits()).collect())
+        .collect()
 }
 
 fn scratch(name: &str) -> std::path::PathBuf {
@@ -144,14 +149,23 @@ fn feature_cache_gives_the_same_weights_as_running_the_base() {
     assert_eq!(h1.series("val_loss"), h2.series("val_loss"));
     // The frozen part did not change.
     let fresh = mlp(5, false);
-    assert_eq!(with_cache[0], fresh.get_weights().unwrap()[0].to_vec::<f32>().unwrap().iter().map(|v| v.to_bits()).collect::<Vec<_>>());
+    assert_eq!(
+        with_cache[0],
+        fresh.get_weights().unwrap()[0]
+            .to_vec::<f32>()
+            .unwrap()
+            .iter()
+            .map(|v| v.to_bits())
+            .collect::<Vec<_>>()
+    );
 }
 
 #[test]
 fn frozen_prefix_is_found_only_when_it_is_frozen_and_deterministic() {
     let mut m = mlp(6, true);
     assert_eq!(m.frozen_prefix_cut(), None);
-    m.set_trainable_where(&LayerSelector::Names(vec!["h1".into(), "drop".into(), "h2".into()]), false).unwrap();
+    m.set_trainable_where(&LayerSelector::Names(vec!["h1".into(), "drop".into(), "h2".into()]), false)
+        .unwrap();
     // Dropout is random in training: the base may only end before it.
     assert_eq!(m.frozen_prefix_cut(), Some(0));
     let mut m2 = mlp(6, false);
@@ -163,10 +177,22 @@ fn frozen_prefix_is_found_only_when_it_is_frozen_and_deterministic() {
 fn callbacks_drive_training() {
     let data = blobs(150, 5);
     let dir = scratch("callbacks");
-    let es = EarlyStoppingCallback::from_keras_config(&json!({"monitor": "loss", "patience": 0, "min_delta": 10.0, "restore_best_weights": true})).unwrap();
-    let rl = ReduceLrCallback::from_keras_config(&json!({"monitor": "loss", "factor": 0.5, "patience": 0, "min_delta": 10.0})).unwrap();
+    let es = EarlyStoppingCallback::from_keras_config(
+        &json!({"monitor": "loss", "patience": 0, "min_delta": 10.0, "restore_best_weights": true}),
+    )
+    .unwrap();
+    let rl = ReduceLrCallback::from_keras_config(
+        &json!({"monitor": "loss", "factor": 0.5, "patience": 0, "min_delta": 10.0}),
+    )
+    .unwrap();
     let csv = CsvLogger::new(dir.join("log.csv"), false);
-    let ck = ModelCheckpoint::new(dir.join("best-{epoch}.safetensors").to_str().unwrap(), "loss", tlx_train::callbacks::Mode::Auto, true).unwrap();
+    let ck = ModelCheckpoint::new(
+        dir.join("best-{epoch}.safetensors").to_str().unwrap(),
+        "loss",
+        tlx_train::callbacks::Mode::Auto,
+        true,
+    )
+    .unwrap();
     let mut cbs: Vec<Box<dyn Callback>> = vec![Box::new(rl), Box::new(csv), Box::new(ck), Box::new(es)];
     let mut t = trainer(mlp(7, false), 0.01);
     let h = t.fit(&data, &quiet(10), &mut cbs).unwrap();
@@ -193,7 +219,8 @@ fn terminate_on_nan_stops_at_the_first_bad_batch() {
     let n = 64;
     let mut x: Vec<f32> = (0..n * 4).map(|i| (i % 7) as f32).collect();
     x[4 * 40] = f32::NAN;
-    let data = Dataset::from_f32(x, &[n, 4], Labels::Classes((0..n as i64).map(|i| i % 3).collect())).unwrap();
+    let data =
+        Dataset::from_f32(x, &[n, 4], Labels::Classes((0..n as i64).map(|i| i % 3).collect())).unwrap();
     let mut t = trainer(mlp(9, false), 0.01);
     let mut cbs: Vec<Box<dyn Callback>> = vec![Box::new(TerminateOnNaN::default())];
     let opts = FitOptions { shuffle: false, ..quiet(3) };
