@@ -18,8 +18,8 @@ fn blobs(n: usize, seed: u64) -> Dataset {
     let mut y = Vec::with_capacity(n);
     for i in 0..n {
         let c = i % 3;
-        for d in 0..4 {
-            x.push((centers[c][d] + rng.normal() * 0.8) as f32);
+        for center in centers[c] {
+            x.push((center + rng.normal() * 0.8) as f32);
         }
         y.push(c as i64);
     }
