@@ -153,14 +153,21 @@ impl UnaryOp {
             UnaryOp::Cos => x.cos(),
             UnaryOp::Tanh => x.tanh(),
             UnaryOp::Sigmoid => sigmoid(x),
+            // NaN passes through, as in TensorFlow (it must reach the loss, not vanish).
             UnaryOp::Relu => {
-                if x > zero {
+                if x > zero || x.is_nan() {
                     x
                 } else {
                     zero
                 }
             }
-            UnaryOp::Relu6 => x.max(zero).min(c(6.0)),
+            UnaryOp::Relu6 => {
+                if x.is_nan() {
+                    x
+                } else {
+                    x.max(zero).min(c(6.0))
+                }
+            }
             UnaryOp::ReluExt { negative_slope, max_value, threshold } => {
                 if let Some(m) = max_value {
                     if x >= c(m) {

@@ -20,9 +20,10 @@ pub fn unary<T: Float>(op: UnaryOp, x: &[T], out: &mut [T]) {
             return;
         }
         match op {
-            UnaryOp::Relu => {
-                o.iter_mut().zip(x).for_each(|(o, &x)| *o = if x > T::zero() { x } else { T::zero() })
-            }
+            UnaryOp::Relu => o
+                .iter_mut()
+                .zip(x)
+                .for_each(|(o, &x)| *o = if x > T::zero() || x.is_nan() { x } else { T::zero() }),
             UnaryOp::Neg => o.iter_mut().zip(x).for_each(|(o, &x)| *o = -x),
             UnaryOp::Square => o.iter_mut().zip(x).for_each(|(o, &x)| *o = x * x),
             _ => o.iter_mut().zip(x).for_each(|(o, &x)| *o = op.forward(x)),

@@ -48,8 +48,9 @@ pub fn unary_f32(op: UnaryOp, x: &[f32], out: &mut [f32]) -> bool {
         UnaryOp::Sigmoid => map(x, out, sigmoid, s),
         UnaryOp::Silu => map(x, out, |v| v * sigmoid(v), s),
         UnaryOp::Softplus => map(x, out, softplus, s),
-        UnaryOp::Relu => map(x, out, |v| v.max(zero), s),
-        UnaryOp::Relu6 => map(x, out, |v| v.max(zero).min(f32x8::splat(6.0)), s),
+        // NaN passes through (TensorFlow's behaviour): `max` alone would turn it into 0.
+        UnaryOp::Relu => map(x, out, |v| v.is_nan().select(v, v.max(zero)), s),
+        UnaryOp::Relu6 => map(x, out, |v| v.is_nan().select(v, v.max(zero).min(f32x8::splat(6.0))), s),
         UnaryOp::LeakyRelu { alpha } => {
             let a = f32x8::splat(alpha as f32);
             map(x, out, |v| v.simd_gt(zero).select(v, v * a), s)
