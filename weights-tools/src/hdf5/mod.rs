@@ -22,10 +22,12 @@ mod heaps;
 mod messages;
 mod object_header;
 mod superblock;
+pub mod write;
 
 pub use attribute::{AttrValue, Attribute};
 pub use datatype::{H5Type, StrPad};
 pub use group::LinkEntry;
+pub use write::H5Writer;
 
 use crate::error::{Error, Fault, PResult, Result};
 use crate::source::Source;

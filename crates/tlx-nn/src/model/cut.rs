@@ -113,3 +113,90 @@ impl Model {
         Ok(())
     }
 }
+
+impl Model {
+    /// The model up to and including layer `name` (its first call): the layers after it are
+    /// dropped, and so is every layer not needed to compute it. Use it to take a base model
+    /// out of a model with a classifier on top (e.g. everything up to `flatten`).
+    pub fn truncated(mut self, name: &str) -> Result<Model> {
+        let li = self.layer_index(name)?;
+        if self.inputs.iter().any(|s| s.layer == Some(li)) {
+            return Err(Error::Msg(format!(
+                "model '{}': cannot cut at the input layer '{name}'",
+                self.base.name
+            )));
+        }
+        if self.kind == super::ModelKind::Sequential {
+            while self.layers.len() > li + 1 {
+                self.pop()?;
+            }
+            return Ok(self);
+        }
+        let j = self.nodes.iter().position(|n| n.layer == li).ok_or_else(|| {
+            Error::Msg(format!("model '{}': layer '{name}' is never called", self.base.name))
+        })?;
+        // Nodes and inputs needed for node j.
+        let mut keep = vec![false; self.nodes.len()];
+        let mut used_inputs = vec![false; self.inputs.len()];
+        let mut stack = vec![Source::Node(j)];
+        while let Some(s) = stack.pop() {
+            match s {
+                Source::Input(i) => used_inputs[i] = true,
+                Source::Node(k) if !keep[k] => {
+                    keep[k] = true;
+                    stack.extend(self.nodes[k].inputs.iter().copied());
+                }
+                Source::Node(_) => {}
+            }
+        }
+        let mut keep_layer = vec![false; self.layers.len()];
+        for (k, n) in self.nodes.iter().enumerate() {
+            if keep[k] {
+                keep_layer[n.layer] = true;
+            }
+        }
+        for (i, spec) in self.inputs.iter().enumerate() {
+            if let (true, Some(l)) = (used_inputs[i], spec.layer) {
+                keep_layer[l] = true;
+            }
+        }
+        let mut new_layer = vec![usize::MAX; self.layers.len()];
+        let mut layers = Vec::new();
+        for (l, layer) in std::mem::take(&mut self.layers).into_iter().enumerate() {
+            if keep_layer[l] {
+                new_layer[l] = layers.len();
+                layers.push(layer);
+            }
+        }
+        let mut new_input = vec![usize::MAX; self.inputs.len()];
+        let mut inputs = Vec::new();
+        for (i, mut spec) in std::mem::take(&mut self.inputs).into_iter().enumerate() {
+            if used_inputs[i] {
+                new_input[i] = inputs.len();
+                spec.layer = spec.layer.map(|l| new_layer[l]);
+                inputs.push(spec);
+            }
+        }
+        let mut new_node = vec![usize::MAX; self.nodes.len()];
+        let mut nodes = Vec::new();
+        for (k, mut n) in std::mem::take(&mut self.nodes).into_iter().enumerate() {
+            if !keep[k] {
+                continue;
+            }
+            new_node[k] = nodes.len();
+            n.layer = new_layer[n.layer];
+            for s in &mut n.inputs {
+                *s = match *s {
+                    Source::Input(i) => Source::Input(new_input[i]),
+                    Source::Node(m) => Source::Node(new_node[m]),
+                };
+            }
+            nodes.push(n);
+        }
+        self.layers = layers;
+        self.inputs = inputs;
+        self.nodes = nodes;
+        self.outputs = vec![Source::Node(new_node[j])];
+        Ok(self)
+    }
+}

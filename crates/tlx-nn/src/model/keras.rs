@@ -355,7 +355,12 @@ fn functional_from_config(config: &Value, rng: &mut Rng) -> Result<Model> {
 /// A Keras 3 style config of `model` (`{"class_name", "config"}` with layers and, for
 /// Functional models, inbound nodes and endpoints).
 pub fn model_config(model: &Model) -> Value {
-    json!({"class_name": model.class_name(), "config": model_inner_config(model)})
+    let module = match model.kind {
+        ModelKind::Sequential => "keras",
+        ModelKind::Functional => "keras.src.models.functional",
+    };
+    json!({"module": module, "class_name": model.class_name(), "config": model_inner_config(model),
+           "registered_name": null})
 }
 
 fn tensor_ref(model: &Model, s: Source, call_index: &[usize]) -> Value {
@@ -366,14 +371,19 @@ fn tensor_ref(model: &Model, s: Source, call_index: &[usize]) -> Value {
         }
         Source::Node(j) => (model.layers[model.nodes[j].layer].name().to_string(), call_index[j]),
     };
-    json!({"class_name": "__keras_tensor__", "config": {"keras_history": [layer, node, 0]}})
+    // Keras 3 also wants the tensor's shape and dtype.
+    json!({"class_name": "__keras_tensor__",
+           "config": {"shape": model.source_shape(s), "dtype": "float32", "keras_history": [layer, node, 0]}})
 }
 
 fn model_inner_config(model: &Model) -> Value {
     let mut o = Map::new();
     o.insert("name".into(), json!(model.name()));
     o.insert("trainable".into(), json!(model.base.trainable));
-    let input_layer = |spec: &InputSpec| json!({"class_name": "InputLayer", "config": {"name": spec.name, "batch_shape": spec.shape, "dtype": "float32"}});
+    let input_layer = |spec: &InputSpec| {
+        json!({"module": "keras.layers", "class_name": "InputLayer", "registered_name": null,
+               "config": {"name": spec.name, "batch_shape": spec.shape, "dtype": "float32"}})
+    };
     match model.kind {
         ModelKind::Sequential => {
             let mut layers = vec![input_layer(&model.inputs[0])];
@@ -420,12 +430,17 @@ fn model_inner_config(model: &Model) -> Value {
                 layers.push(e);
             }
             o.insert("layers".into(), Value::Array(layers));
+            // Keras 3 writes a single endpoint flat (`["name", 0, 0]`) and then returns a
+            // tensor rather than a one-element list; several endpoints as a list of them.
             let ends = |v: &[Source]| -> Value {
-                Value::Array(
-                    v.iter()
-                        .map(|s| tensor_ref(model, *s, &call_index)["config"]["keras_history"].clone())
-                        .collect(),
-                )
+                let refs: Vec<Value> = v
+                    .iter()
+                    .map(|s| tensor_ref(model, *s, &call_index)["config"]["keras_history"].clone())
+                    .collect();
+                match <[Value; 1]>::try_from(refs) {
+                    Ok([one]) => one,
+                    Err(refs) => Value::Array(refs),
+                }
             };
             let ins: Vec<Source> = (0..model.inputs.len()).map(Source::Input).collect();
             o.insert("input_layers".into(), ends(&ins));
@@ -438,7 +453,8 @@ fn model_inner_config(model: &Model) -> Value {
 fn layer_entry(l: &dyn Layer) -> Value {
     match l.as_model() {
         Some(m) => model_config(m),
-        None => json!({"class_name": l.class_name(), "config": l.config()}),
+        None => json!({"module": "keras.layers", "class_name": l.class_name(), "config": l.config(),
+                       "registered_name": null}),
     }
 }
 

@@ -16,6 +16,7 @@ pub mod cut;
 pub mod graph;
 pub mod keras;
 pub mod load;
+pub mod save_h5;
 pub mod summary;
 pub mod trainable;
 

@@ -22,6 +22,8 @@ pub enum LayerSelector {
     Below(String),
     /// The named layer and every layer after it.
     From(String),
+    /// Every layer of a class (`BatchNormalization`), nested models included.
+    Class(String),
 }
 
 impl LayerSelector {
@@ -29,7 +31,7 @@ impl LayerSelector {
     /// `below:block5_conv1`, `from:block5_conv1`.
     pub fn parse(text: &str) -> Result<LayerSelector> {
         let bad = || {
-            Error::Msg(format!("bad layer selector '{text}': expected all, NAME[,NAME…], glob:PATTERN, range:A..B, below:NAME or from:NAME"))
+            Error::Msg(format!("bad layer selector '{text}': expected all, NAME[,NAME…], glob:PATTERN, range:A..B, below:NAME, from:NAME or class:CLASS"))
         };
         if text == "all" {
             return Ok(LayerSelector::All);
@@ -42,6 +44,9 @@ impl LayerSelector {
         }
         if let Some(n) = text.strip_prefix("from:") {
             return Ok(LayerSelector::From(n.into()));
+        }
+        if let Some(c) = text.strip_prefix("class:") {
+            return Ok(LayerSelector::Class(c.into()));
         }
         if let Some(r) = text.strip_prefix("range:") {
             let (a, b) = r.split_once("..").ok_or_else(bad)?;
@@ -147,6 +152,18 @@ fn flat_names(m: &Model, out: &mut Vec<String>) {
     }
 }
 
+/// Names of the layers of class `class`, nested models included.
+fn flat_class_names(m: &Model, class: &str, out: &mut Vec<String>) {
+    for l in &m.layers {
+        if l.class_name() == class {
+            out.push(l.name().to_string());
+        }
+        if let Some(sub) = l.as_model() {
+            flat_class_names(sub, class, out);
+        }
+    }
+}
+
 /// Names of the layers that are not models, nested ones flattened in order.
 fn flat_leaf_names(m: &Model, out: &mut Vec<String>) {
     for l in &m.layers {
@@ -197,6 +214,14 @@ impl Model {
                     )));
                 }
                 self.layers[*a..end].iter().map(|l| l.name().to_string()).collect()
+            }
+            LayerSelector::Class(c) => {
+                let mut v = Vec::new();
+                flat_class_names(self, c, &mut v);
+                if v.is_empty() {
+                    return Err(Error::Msg(format!("model '{}' has no {c} layer", self.name())));
+                }
+                v
             }
             LayerSelector::Below(n) | LayerSelector::From(n) => {
                 // Leaf layers only: a nested model around the boundary must not be switched
@@ -294,5 +319,9 @@ mod tests {
         assert_eq!(LayerSelector::parse("below:x").unwrap(), LayerSelector::Below("x".into()));
         assert!(LayerSelector::parse("range:a..b").is_err());
         assert!(LayerSelector::parse("what:x").is_err());
+        assert_eq!(
+            LayerSelector::parse("class:BatchNormalization").unwrap(),
+            LayerSelector::Class("BatchNormalization".into())
+        );
     }
 }
