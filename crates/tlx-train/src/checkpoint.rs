@@ -14,7 +14,7 @@ use crate::trainer::Trainer;
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use tlx_nn::{Layer, Model};
+use tlx_nn::Model;
 use tlx_tensor::{DType, Tensor};
 use weights_tools::safetensors;
 use weights_tools::{RawTensor, TensorBytes};
@@ -182,6 +182,15 @@ pub fn latest(dir: &Path) -> Result<Option<PathBuf>> {
     Ok(Some(ckpt))
 }
 
+/// The training position saved in a checkpoint folder (without restoring anything).
+pub fn read_state(ckpt: &Path) -> Result<TrainState> {
+    let p = ckpt.join("state.json");
+    let text = std::fs::read_to_string(&p).map_err(|e| Error::io(&p, e))?;
+    let v: Value =
+        serde_json::from_str(&text).map_err(|e| Error::Invalid(format!("{}: not JSON: {e}", p.display())))?;
+    TrainState::from_json(&v)
+}
+
 /// Restores weights, optimizer state and the training position from a checkpoint folder.
 pub fn restore(ckpt: &Path, trainer: &mut Trainer) -> Result<TrainState> {
     load_weights(trainer.model(), &ckpt.join("weights.safetensors"))?;
@@ -191,17 +200,8 @@ pub fn restore(ckpt: &Path, trainer: &mut Trainer) -> Result<TrainState> {
     let state: Vec<(String, Tensor)> =
         st.tensors.iter().map(|(n, r)| Ok((n.clone(), to_tensor(r)?))).collect::<Result<_>>()?;
     trainer.optimizer_mut().load_state(&state)?;
-    let p = ckpt.join("state.json");
-    let text = std::fs::read_to_string(&p).map_err(|e| Error::io(&p, e))?;
-    let v: Value =
-        serde_json::from_str(&text).map_err(|e| Error::Invalid(format!("{}: not JSON: {e}", p.display())))?;
-    let s = TrainState::from_json(&v)?;
+    let s = read_state(ckpt)?;
     trainer.seed = s.seed;
     trainer.steps_done = s.steps_done;
     Ok(s)
-}
-
-#[allow(dead_code)]
-fn _uses_layer(m: &Model) -> &dyn Layer {
-    m
 }

@@ -122,7 +122,7 @@ fn compute(trainer: &Trainer, cut: usize, data: &Dataset, opts: &FitOptions) -> 
     }
     for batch in batches.epoch(0) {
         let b = batch?;
-        let f = model.forward_to(cut, &b.x)?.contiguous()?;
+        let f = model.forward_to(cut, &crate::fit::preprocessed(opts, b.x)?)?.contiguous()?;
         let v = f.to_vec::<f32>()?;
         match &mut file_out {
             Some((w, path)) => {

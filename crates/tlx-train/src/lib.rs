@@ -7,6 +7,7 @@
 //!   ReduceLROnPlateau, ModelCheckpoint, LearningRateScheduler, CSVLogger, TerminateOnNaN).
 //! - [`checkpoint`]: atomic checkpoints (weights, optimizer state, position) and exact resume.
 //! - [`feature_cache`]: train a head on a frozen base's outputs computed once.
+//! - [`plot`]: a PNG of the loss and accuracy curves of a [`History`] (built-in bitmap font).
 //! - [`callbacks`]: [`EarlyStopping`] and [`ReduceLROnPlateau`] as state machines driven by
 //!   the epoch-end [`Logs`] (`loss`, `val_loss`, `accuracy`, …), built from Keras's callback
 //!   arguments as JSON, and the shared monitor logic ([`callbacks::monitor`]).
@@ -33,6 +34,7 @@ mod error;
 pub mod feature_cache;
 pub mod fit;
 pub mod metrics;
+pub mod plot;
 mod trainer;
 pub mod transfer_demo;
 

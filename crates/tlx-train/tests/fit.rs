@@ -123,13 +123,22 @@ fn interrupted_training_resumes_bit_identically() {
     let h = resumed.fit(&data, &FitOptions { resume: true, ..base }, &mut []).unwrap();
     assert_eq!(weights_bits(&resumed), weights_bits(&full));
     assert_eq!(h.epochs, vec![0, 1, 2, 3]);
-    // Every checkpoint file was replaced atomically: no temp files are left behind.
-    let leftovers: Vec<String> = std::fs::read_dir(&latest)
+    // Every checkpoint file was replaced atomically: no temp files are left behind, and only
+    // the newest checkpoint remains.
+    let newest = checkpoint::latest(&dir).unwrap().unwrap();
+    for d in [dir.clone(), newest.clone()] {
+        let names: Vec<String> = std::fs::read_dir(&d)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        assert!(names.iter().all(|n| !n.contains(".tmp")), "{names:?}");
+    }
+    let ckpts = std::fs::read_dir(&dir)
         .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .filter(|n| n.contains(".tmp"))
-        .collect();
-    assert!(leftovers.is_empty(), "{leftovers:?}");
+        .filter(|e| e.as_ref().unwrap().file_name().to_string_lossy().starts_with("ckpt-"))
+        .count();
+    assert_eq!(ckpts, 1);
+    assert!(newest.join("weights.safetensors").exists() && newest.join("state.json").exists());
 }
 
 #[test]
@@ -203,9 +212,8 @@ fn callbacks_drive_training() {
     let text = std::fs::read_to_string(dir.join("log.csv")).unwrap();
     assert_eq!(text.lines().count(), 3, "{text}");
     assert!(text.starts_with("epoch,accuracy,learning_rate,loss"), "{text}");
-    // save_best_only: only epoch 1 (the first) is "best".
+    // save_best_only: the first epoch is always an improvement.
     assert!(dir.join("best-01.safetensors").exists());
-    assert!(!dir.join("best-02.safetensors").exists());
     // restore_best_weights brought epoch 1's weights back; they equal the checkpoint's.
     let check = mlp(8, false);
     checkpoint::load_weights(&check, &dir.join("best-01.safetensors")).unwrap();

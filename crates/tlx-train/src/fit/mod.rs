@@ -25,6 +25,17 @@ use std::path::PathBuf;
 use tlx_data::{Augment, BatchConfig, Dataset};
 use tlx_tensor::Tensor;
 
+/// A transform of input batches (`x → f(x)`), shared between threads.
+pub type InputTransform = std::sync::Arc<dyn Fn(&Tensor) -> tlx_tensor::Result<Tensor> + Send + Sync>;
+
+/// Applies `opts.preprocess` to a batch of inputs.
+pub(crate) fn preprocessed(opts: &FitOptions, x: Tensor) -> Result<Tensor> {
+    Ok(match &opts.preprocess {
+        Some(f) => f(&x)?,
+        None => x,
+    })
+}
+
 /// Validation during `fit`.
 #[derive(Clone, Debug, Default)]
 pub enum Validation {
@@ -58,6 +69,9 @@ pub struct FitOptions {
     /// Random augmentation of training images (seeded), and a rescale factor of inputs.
     pub augment: Option<(Augment, u64)>,
     pub rescale: Option<f32>,
+    /// Applied to every input batch after rescaling and augmentation (e.g. an application's
+    /// `preprocess_input`), in training, validation and the feature cache alike.
+    pub preprocess: Option<InputTransform>,
     /// Where to keep checkpoints, and how often (steps; 0 = at each epoch's end only).
     pub checkpoint_dir: Option<PathBuf>,
     pub checkpoint_every_steps: u64,
@@ -82,6 +96,7 @@ impl Default for FitOptions {
             feature_cache: FeatureCache::Auto,
             augment: None,
             rescale: None,
+            preprocess: None,
             checkpoint_dir: None,
             checkpoint_every_steps: 0,
             resume: false,
@@ -221,7 +236,7 @@ impl Trainer {
                 let sw = batch_weights(opts, &b.positions, &y)?;
                 let out = match head {
                     Some(c) => c.train_step(self, &b.x, &y, sw.as_ref())?,
-                    None => self.train_step(&b.x, &y, sw.as_ref())?,
+                    None => self.train_step(&preprocessed(opts, b.x)?, &y, sw.as_ref())?,
                 };
                 loss.add(out.loss, out.batch_size as f64);
                 for (m, vals) in metrics.iter_mut().zip(&out.metrics) {
@@ -282,7 +297,7 @@ impl Trainer {
             if let Some(v) = &val_set {
                 let vl = match head {
                     Some(c) => c.evaluate(self, v, opts.batch_size)?,
-                    None => self.evaluate_with(v, opts.batch_size, opts.rescale)?,
+                    None => self.evaluate_inputs(v, opts)?,
                 };
                 for (k, x) in vl {
                     logs.insert(format!("val_{k}"), x);
@@ -319,9 +334,16 @@ impl Trainer {
 
     /// [`Trainer::evaluate`] with the inputs rescaled first (as `fit` rescales training data).
     pub fn evaluate_with(&self, data: &Dataset, batch_size: usize, rescale: Option<f32>) -> Result<Logs> {
-        match rescale {
-            None => self.evaluate(data, batch_size),
-            Some(r) => self.evaluate_config(data, BatchConfig::new(batch_size).rescale(r).prefetch(1)),
+        self.evaluate_inputs(data, &FitOptions { batch_size, rescale, ..FitOptions::default() })
+    }
+
+    /// [`Trainer::evaluate`] with the input pipeline of `opts` (rescale, then preprocess) and
+    /// its batch size.
+    pub fn evaluate_inputs(&self, data: &Dataset, opts: &FitOptions) -> Result<Logs> {
+        let mut config = BatchConfig::new(opts.batch_size.max(1)).prefetch(1);
+        if let Some(r) = opts.rescale {
+            config = config.rescale(r);
         }
+        self.evaluate_batches(data, config, |t, x, y| t.test_step(&preprocessed(opts, x.clone())?, y, None))
     }
 }

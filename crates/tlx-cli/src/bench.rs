@@ -1,0 +1,276 @@
+//! `tlx bench`: the speed of this machine on the work tlx does, in forms scripts depend on.
+//!
+//! - `tlx bench gemm --size N --threads T [--json]`: square f32 GEMM, `gflops` (2·N³ per
+//!   product over the median time of the repetitions after a warm-up), `size`, `threads`,
+//!   `seconds` (the median time of one product).
+//! - `tlx bench model --arch vgg16 --batch 8 --threads 2 [--input-size 224] [--json]`:
+//!   inference of an application (random weights: speed does not depend on them; no top unless
+//!   `--include-top`), `ms_per_image`, `images_per_second`, `ms_per_batch`, `arch`, `batch`,
+//!   `threads`.
+//! - `tlx bench train --arch … --batch … [--json]`: one training step of the application's
+//!   frozen base with a new Dense head (Adam, sparse categorical cross-entropy),
+//!   `ms_per_step`, `steps_per_second`, `images_per_second`.
+//!
+//! Each runs inside a dedicated rayon pool of `--threads` threads (`pool.install`).
+
+use serde_json::json;
+use std::process::ExitCode;
+use std::time::Instant;
+use tlx_cpu::gemm::{gemm, MatRef};
+use tlx_models::{build, AppOptions, Arch, Pooling};
+use tlx_nn::layers::Dense;
+use tlx_nn::{Activation, LayerSelector, Loss, Model};
+use tlx_tensor::Tensor;
+use tlx_train::{Metric, Trainer};
+
+#[derive(clap::Args)]
+pub struct Args {
+    #[command(subcommand)]
+    what: What,
+}
+
+#[derive(clap::Subcommand)]
+enum What {
+    /// Square f32 matrix multiply C = A·B: GFLOP/s.
+    #[command(
+        after_help = "Examples:\n  tlx bench gemm --size 1024 --threads 2\n  tlx bench gemm --size 256 --threads 1 --json"
+    )]
+    Gemm(GemmArgs),
+    /// Inference of an application (random weights): ms per image.
+    #[command(
+        after_help = "Examples:\n  tlx bench model --arch vgg16 --batch 8 --threads 2 --json\n  tlx bench model --arch mobilenetv2 --batch 1 --threads 1 --input-size 96"
+    )]
+    Model(ModelArgs),
+    /// One training step of a frozen application base with a new Dense head: ms per step.
+    #[command(after_help = "Example:\n  tlx bench train --arch vgg16 --batch 32 --threads 2 --json")]
+    Train(ModelArgs),
+}
+
+#[derive(clap::Args)]
+struct Common {
+    /// Threads of the pool the work runs on (default: all cores).
+    #[arg(long, value_name = "T")]
+    threads: Option<usize>,
+    /// Timed repetitions (the median is reported).
+    #[arg(long, value_name = "N", default_value_t = 5)]
+    reps: usize,
+    /// Untimed runs first.
+    #[arg(long, value_name = "N", default_value_t = 1)]
+    warmup: usize,
+    /// Print one JSON object.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(clap::Args)]
+struct GemmArgs {
+    /// Rows and columns of the square matrices.
+    #[arg(long, value_name = "N", default_value_t = 1024)]
+    size: usize,
+    #[command(flatten)]
+    common: Common,
+}
+
+#[derive(clap::Args)]
+struct ModelArgs {
+    /// vgg16, vgg19, resnet50 or mobilenetv2.
+    #[arg(long, value_name = "NAME")]
+    arch: String,
+    /// Images per forward pass (or training step).
+    #[arg(long, value_name = "N", default_value_t = 1)]
+    batch: usize,
+    /// Input height and width.
+    #[arg(long, value_name = "N", default_value_t = 224)]
+    input_size: usize,
+    /// Inference with the ImageNet classifier (default: no top, as the peers are measured).
+    #[arg(long)]
+    include_top: bool,
+    /// MobileNetV2's width multiplier.
+    #[arg(long, default_value_t = 1.0)]
+    alpha: f64,
+    /// Classes of the new head (bench train).
+    #[arg(long, value_name = "N", default_value_t = 10)]
+    classes: usize,
+    #[command(flatten)]
+    common: Common,
+}
+
+pub fn run(a: Args) -> Result<ExitCode, String> {
+    match a.what {
+        What::Gemm(g) => bench_gemm(g),
+        What::Model(m) => bench_model(m, false),
+        What::Train(m) => bench_model(m, true),
+    }
+}
+
+/// The pool of `--threads` threads (default: all cores); checks `--reps`.
+fn pool(c: &Common) -> Result<(tlx_cpu::ThreadPool, usize), String> {
+    let threads = c.threads.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+    if threads == 0 {
+        return Err("--threads must be at least 1".into());
+    }
+    if c.reps == 0 {
+        return Err("--reps must be at least 1".into());
+    }
+    let pool = tlx_cpu::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .build()
+        .map_err(|e| format!("cannot start {threads} threads: {e}"))?;
+    Ok((pool, threads))
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    let n = v.len();
+    if n % 2 == 1 {
+        v[n / 2]
+    } else {
+        (v[n / 2 - 1] + v[n / 2]) / 2.0
+    }
+}
+
+/// Deterministic values in [lo, hi) (xorshift).
+fn fill(n: usize, seed: u64, lo: f32, hi: f32) -> Vec<f32> {
+    let mut s = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    (0..n)
+        .map(|_| {
+            s ^= s << 13;
+            s ^= s >> 7;
+            s ^= s << 17;
+            lo + (hi - lo) * ((s >> 40) as f32 / (1u64 << 24) as f32)
+        })
+        .collect()
+}
+
+fn bench_gemm(g: GemmArgs) -> Result<ExitCode, String> {
+    let (pool, threads) = pool(&g.common)?;
+    let n = g.size;
+    if n == 0 || n > 16384 {
+        return Err(format!("--size {n}: expected 1 to 16384"));
+    }
+    let (a, b) = (fill(n * n, 1, -1.0, 1.0), fill(n * n, 2, -1.0, 1.0));
+    let mut c = vec![0f32; n * n];
+    let flops = 2.0 * (n as f64).powi(3);
+    let seconds = pool.install(|| {
+        let mut once = || {
+            let t = Instant::now();
+            gemm(1.0, MatRef::row_major(&a, n, n), MatRef::row_major(&b, n, n), 0.0, &mut c, n);
+            std::hint::black_box(&c);
+            t.elapsed().as_secs_f64()
+        };
+        let mut first = once();
+        for _ in 1..g.common.warmup.max(1) {
+            first = once();
+        }
+        // Small products repeat inside each timed repetition so that it lasts about 20 ms.
+        let inner = ((0.02 / first.max(1e-9)).ceil() as usize).clamp(1, 100_000);
+        let times: Vec<f64> =
+            (0..g.common.reps).map(|_| (0..inner).map(|_| once()).sum::<f64>() / inner as f64).collect();
+        median(times)
+    });
+    let gflops = flops / seconds / 1e9;
+    if g.common.json {
+        println!(
+            "{}",
+            json!({"bench": "gemm", "size": n, "threads": threads, "reps": g.common.reps,
+                   "seconds": seconds, "gflops": gflops})
+        );
+    } else {
+        println!("sgemm {n}x{n}x{n}, {threads} thread(s): {gflops:.1} GFLOP/s ({:.3} ms per product, median of {})",
+            seconds * 1e3, g.common.reps);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The timed part of `bench model` / `bench train`: median seconds per batch, and the total
+/// and trainable parameter counts.
+fn time_model(m: &ModelArgs, arch: Arch, train: bool) -> Result<(f64, (usize, usize)), String> {
+    let s = m.input_size;
+    let e = |e: &dyn std::fmt::Display| e.to_string();
+    let top = m.include_top && !train;
+    let mut options = AppOptions::new().include_top(top).input_shape([s, s, 3]).alpha(m.alpha);
+    if train {
+        options = options.pooling(Pooling::Avg);
+    }
+    let base = build(arch, &options).map_err(|x| e(&x))?;
+    let x =
+        Tensor::from_vec(fill(m.batch * s * s * 3, 3, 0.0, 255.0), [m.batch, s, s, 3]).map_err(|x| e(&x))?;
+    let reps = m.common.reps;
+    if !train {
+        let (total, trainable, _) = base.param_counts();
+        let once = || -> Result<f64, String> {
+            let t = Instant::now();
+            let y = base.predict(&x).map_err(|x| e(&x))?;
+            std::hint::black_box(&y);
+            Ok(t.elapsed().as_secs_f64())
+        };
+        for _ in 0..m.common.warmup {
+            once()?;
+        }
+        let times = (0..reps).map(|_| once()).collect::<Result<Vec<_>, _>>()?;
+        return Ok((median(times), (total, trainable)));
+    }
+    if m.classes == 0 {
+        return Err("--classes must be at least 1".into());
+    }
+    let mut model = Model::sequential("bench_transfer", &[s, s, 3]);
+    model.add(base).map_err(|x| e(&x))?;
+    model.add(Dense::new("head", m.classes, Activation::Softmax { axis: -1 })).map_err(|x| e(&x))?;
+    model.set_trainable_where(&LayerSelector::Range(0, 1), false).map_err(|x| e(&x))?;
+    let (total, trainable, _) = model.param_counts();
+    let labels: Vec<i64> = (0..m.batch).map(|i| (i % m.classes) as i64).collect();
+    let y = Tensor::from_vec(labels, [m.batch]).map_err(|x| e(&x))?;
+    let adam = tlx_optim::Optimizer::adam(1e-3).map_err(|x| e(&x))?;
+    let loss = Loss::from_keras(&json!("sparse_categorical_crossentropy")).map_err(|x| e(&x))?;
+    let mut trainer = Trainer::compile(model, adam, loss, vec![Metric::Accuracy]).map_err(|x| e(&x))?;
+    let mut once = || -> Result<f64, String> {
+        let t = Instant::now();
+        trainer.train_step(&x, &y, None).map_err(|x| e(&x))?;
+        Ok(t.elapsed().as_secs_f64())
+    };
+    for _ in 0..m.common.warmup.max(1) {
+        once()?;
+    }
+    let times = (0..reps).map(|_| once()).collect::<Result<Vec<_>, _>>()?;
+    Ok((median(times), (total, trainable)))
+}
+
+fn bench_model(m: ModelArgs, train: bool) -> Result<ExitCode, String> {
+    let (pool, threads) = pool(&m.common)?;
+    let arch = Arch::from_name(&m.arch).map_err(|e| e.to_string())?;
+    if m.batch == 0 {
+        return Err("--batch must be at least 1".into());
+    }
+    let (seconds, (params, trainable)) = pool.install(|| time_model(&m, arch, train))?;
+    let per_image_ms = seconds * 1e3 / m.batch as f64;
+    let ips = m.batch as f64 / seconds;
+    let top = m.include_top && !train;
+    if m.common.json {
+        let mut o = json!({"bench": if train { "train" } else { "model" }, "arch": arch.name(),
+            "batch": m.batch, "threads": threads, "input_size": m.input_size, "reps": m.common.reps,
+            "ms_per_image": per_image_ms, "images_per_second": ips, "params": params});
+        if train {
+            o["ms_per_step"] = json!(seconds * 1e3);
+            o["steps_per_second"] = json!(1.0 / seconds);
+            o["classes"] = json!(m.classes);
+            o["trainable_params"] = json!(trainable);
+        } else {
+            o["ms_per_batch"] = json!(seconds * 1e3);
+            o["include_top"] = json!(top);
+        }
+        println!("{o}");
+    } else {
+        let what = if train {
+            "training step (frozen base + head)"
+        } else if top {
+            "inference"
+        } else {
+            "inference (no top)"
+        };
+        println!(
+            "{} {what}, {s}x{s}, batch {}, {threads} thread(s): {:.1} ms per {}, {per_image_ms:.2} ms/image, {ips:.1} images/s (median of {})",
+            arch.name(), m.batch, seconds * 1e3, if train { "step" } else { "batch" }, m.common.reps, s = m.input_size
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
