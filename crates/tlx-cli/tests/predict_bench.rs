@@ -55,12 +55,13 @@ fn one_line_error(o: &Output, want: &[&str]) {
     }
 }
 
-/// A clap usage error: status 2, an `error:` first line, no panic.
+/// A usage error: status 2, one `tlx: error:` line, no panic.
 fn usage_error(o: &Output, want: &str) {
     let err = stderr(o);
     assert_eq!(o.status.code(), Some(2), "{err}");
     assert!(!err.contains("panicked"), "{err}");
-    assert!(err.starts_with("error:") && err.contains(want), "{err}");
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(err.starts_with("tlx: error:") && err.contains(want), "{err}");
 }
 
 fn npy_f32(path: &Path) -> (Vec<usize>, Vec<f32>) {

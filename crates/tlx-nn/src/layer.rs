@@ -72,6 +72,8 @@ impl Logits {
 pub struct Context {
     /// Training mode (dropout active, batch norm on batch statistics when trainable).
     pub training: bool,
+    /// Dropout active even in inference (Monte Carlo dropout); everything else inference.
+    pub mc_dropout: bool,
     /// Randomness for dropout and augmentation layers.
     pub rng: Rng,
     /// Activity-regularization losses produced during the pass.
@@ -81,12 +83,17 @@ pub struct Context {
 impl Context {
     /// Inference mode.
     pub fn inference() -> Self {
-        Context { training: false, rng: Rng::new(0), losses: Vec::new() }
+        Context { training: false, mc_dropout: false, rng: Rng::new(0), losses: Vec::new() }
+    }
+
+    /// Inference with dropout active (Monte Carlo dropout), seeded.
+    pub fn mc_dropout(seed: u64) -> Self {
+        Context { training: false, mc_dropout: true, rng: Rng::new(seed), losses: Vec::new() }
     }
 
     /// Training mode with a seeded RNG.
     pub fn training(seed: u64) -> Self {
-        Context { training: true, rng: Rng::new(seed), losses: Vec::new() }
+        Context { training: true, mc_dropout: false, rng: Rng::new(seed), losses: Vec::new() }
     }
 }
 

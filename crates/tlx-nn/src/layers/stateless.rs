@@ -427,7 +427,7 @@ impl Layer for Stateless {
             S::GlobalMaxPool { keepdims } => x()?.global_max_pool2d(*keepdims),
             S::Dropout { rate, spatial } => {
                 let x = x()?;
-                if !ctx.training || *rate == 0.0 {
+                if !(ctx.training || ctx.mc_dropout) || *rate == 0.0 {
                     Ok(x.clone())
                 } else if *spatial {
                     if x.rank() != 4 {

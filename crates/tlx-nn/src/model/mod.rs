@@ -259,6 +259,26 @@ impl Model {
         Ok(out.swap_remove(0))
     }
 
+    /// Monte Carlo dropout: the mean of `passes` predictions with dropout active (and
+    /// everything else, BatchNorm included, in inference mode), each pass with its own seed
+    /// derived from `seed`. Returns `(mean, standard deviation)` over the passes.
+    pub fn predict_mc_dropout(&self, x: &Tensor, passes: usize, seed: u64) -> Result<(Tensor, Tensor)> {
+        if passes == 0 {
+            return Err(Error::Msg("predict_mc_dropout needs at least one pass".into()));
+        }
+        let _guard = tlx_tensor::no_grad();
+        let mut outs = Vec::with_capacity(passes);
+        let mut rng = Rng::new(seed);
+        for _ in 0..passes {
+            let mut ctx = Context::mc_dropout(rng.next_u64());
+            outs.push(self.forward(std::slice::from_ref(x), &mut ctx)?.swap_remove(0).unsqueeze(0)?);
+        }
+        let stacked = Tensor::concat(&outs, 0)?;
+        let mean = stacked.mean(&[0], false)?;
+        let std = stacked.var(&[0], false)?.sqrt()?;
+        Ok((mean, std))
+    }
+
     fn check_input(&self, i: usize, x: &Tensor) -> Result<()> {
         let spec = &self.inputs[i].shape;
         let ok = spec.len() == x.rank()

@@ -1,0 +1,129 @@
+//! The Model API users call directly: building in code (Sequential, Functional with shared
+//! layers and nested models), Keras's `model.layers` order, freezing selectors, truncation,
+//! Monte Carlo dropout, cloning and weight copies.
+
+use serde_json::json;
+use tlx_nn::layers::{from_keras, Dense};
+use tlx_nn::model::Functional;
+use tlx_nn::{Activation, Context, Layer, LayerSelector, Model};
+use tlx_tensor::{DType, Rng, Tensor};
+
+fn layer(class: &str, cfg: serde_json::Value) -> Box<dyn Layer> {
+    from_keras(class, &cfg).unwrap()
+}
+
+fn relu() -> Activation {
+    Activation::from_name("relu").unwrap()
+}
+
+fn x(shape: &[usize], seed: u64) -> Tensor {
+    Tensor::rand_uniform(shape.to_vec(), -1.0, 1.0, DType::F32, &mut Rng::new(seed)).unwrap()
+}
+
+#[test]
+fn functional_layers_follow_keras_order_and_shared_layers_share_weights() {
+    let mut g = Functional::new("resblock").with_seed(3);
+    let inp = g.input("inp", &[6]);
+    let a = g.call(Dense::new("a", 6, relu()), &[inp]).unwrap();
+    let b = g.call(Dense::new("b", 6, relu()), &[a]).unwrap();
+    let shortcut = g.call(Dense::new("shortcut", 6, Activation::Linear), &[inp]).unwrap();
+    let sum = g.call_boxed(layer("Add", json!({"name": "add"})), &[shortcut, b]).unwrap();
+    let again = g.call_shared("b", &[sum]).unwrap();
+    let m = g.build(&[inp], &[again]).unwrap();
+    let names: Vec<&str> = m.layers().iter().map(|l| l.name()).collect();
+    // Keras's map_graph: depth inp 4, a 3, b 2 (its deepest call), shortcut 2, add 1; ties in
+    // order of discovery from the output, where the shared `b` is met first.
+    assert_eq!(names, ["inp", "a", "b", "shortcut", "add"]);
+    assert_eq!(m.named_weights().len(), 6, "the shared layer's weights count once");
+    let y = m.predict(&x(&[3, 6], 1)).unwrap();
+    assert_eq!(y.dims(), &[3, 6]);
+    assert!(m.summary().contains("Connected to"));
+}
+
+#[test]
+fn freezing_selectors_and_trainable_weights() {
+    let mut base = Model::sequential("base", &[4]);
+    for n in ["c1", "c2", "c3"] {
+        base.add(Dense::new(n, 4, relu())).unwrap();
+    }
+    let mut m = Model::sequential("top", &[4]);
+    m.add(base).unwrap();
+    m.add(Dense::new("head", 2, Activation::Linear)).unwrap();
+    let trainable = |m: &Model| m.trainable_weights().into_iter().map(|(n, _)| n).collect::<Vec<_>>();
+    assert_eq!(trainable(&m).len(), 8);
+    m.set_trainable_where(&LayerSelector::Names(vec!["base".into()]), false).unwrap();
+    assert_eq!(trainable(&m), ["head/kernel", "head/bias"]);
+    m.fine_tune_from("c3").unwrap();
+    assert_eq!(trainable(&m), ["base/c3/kernel", "base/c3/bias", "head/kernel", "head/bias"]);
+    m.set_trainable_where(&LayerSelector::Glob("c[12]".into()), true).unwrap();
+    assert_eq!(trainable(&m).len(), 8);
+    m.set_trainable_where(&LayerSelector::parse("below:head").unwrap(), false).unwrap();
+    assert_eq!(trainable(&m), ["head/kernel", "head/bias"]);
+    let (total, train, frozen) = m.param_counts();
+    assert_eq!((total, train, frozen), (3 * 20 + 10, 10, 60));
+    assert!(m.set_trainable_where(&LayerSelector::Names(vec!["nope".into()]), true).is_err());
+    // Requires-grad follows, so a frozen base records no graph.
+    m.sync_requires_grad().unwrap();
+    assert!(m.named_weights().iter().all(|(n, w)| w.tensor.requires_grad() == n.starts_with("head")));
+}
+
+#[test]
+fn truncation_keeps_what_the_cut_needs() {
+    let mut g = Functional::new("f");
+    let i = g.input("i", &[3]);
+    let h = g.call(Dense::new("h", 5, relu()), &[i]).unwrap();
+    let o = g.call(Dense::new("o", 2, Activation::Linear), &[h]).unwrap();
+    let m = g.build(&[i], &[o]).unwrap();
+    let probe = x(&[2, 3], 4);
+    let before = m.layer("h").unwrap().call(std::slice::from_ref(&probe), &mut Context::inference()).unwrap();
+    let cut = m.truncated("h").unwrap();
+    assert_eq!(cut.layers().len(), 2);
+    assert_eq!(cut.predict(&probe).unwrap().to_vec::<f32>().unwrap(), before.to_vec::<f32>().unwrap());
+    let seq = {
+        let mut s = Model::sequential("s", &[3]);
+        s.add(Dense::new("a", 4, relu())).unwrap();
+        s.add(Dense::new("b", 2, relu())).unwrap();
+        s
+    };
+    assert_eq!(seq.truncated("a").unwrap().layers().len(), 1);
+}
+
+#[test]
+fn monte_carlo_dropout_averages_random_passes() {
+    let mut m = Model::sequential("mc", &[8]).with_seed(1);
+    m.add(Dense::new("h", 32, relu())).unwrap();
+    m.add_boxed(layer("Dropout", json!({"name": "d", "rate": 0.5}))).unwrap();
+    m.add(Dense::new("o", 3, Activation::Linear)).unwrap();
+    let probe = x(&[4, 8], 2);
+    let plain = m.predict(&probe).unwrap().to_vec::<f32>().unwrap();
+    let (mean, std) = m.predict_mc_dropout(&probe, 200, 7).unwrap();
+    assert!(std.to_vec::<f32>().unwrap().iter().all(|&s| s > 0.0));
+    // Inverted dropout: the average of many passes approaches the deterministic prediction.
+    let mean = mean.to_vec::<f32>().unwrap();
+    let err: f32 = mean.iter().zip(&plain).map(|(a, b)| (a - b).abs()).sum::<f32>() / plain.len() as f32;
+    let scale: f32 = plain.iter().map(|v| v.abs()).sum::<f32>() / plain.len() as f32;
+    assert!(err < 0.25 * scale.max(0.05), "mean {mean:?} vs {plain:?}");
+    // Same seed, same result; no passes is an error.
+    let (again, _) = m.predict_mc_dropout(&probe, 200, 7).unwrap();
+    assert_eq!(again.to_vec::<f32>().unwrap(), mean);
+    assert!(m.predict_mc_dropout(&probe, 0, 7).is_err());
+}
+
+#[test]
+fn clones_and_weight_copies() {
+    let mut m = Model::sequential("m", &[3]).with_seed(9);
+    m.add(Dense::new("a", 4, relu())).unwrap();
+    m.add_boxed(layer("BatchNormalization", json!({"name": "bn"}))).unwrap();
+    let fresh = m.clone_architecture(123).unwrap();
+    assert_eq!(fresh.to_keras_config(), m.to_keras_config());
+    let w0 = m.get_weights().unwrap()[0].to_vec::<f32>().unwrap();
+    assert_ne!(fresh.get_weights().unwrap()[0].to_vec::<f32>().unwrap(), w0);
+    fresh.set_all_weights(&m.get_weights().unwrap()).unwrap();
+    assert_eq!(fresh.get_weights().unwrap()[0].to_vec::<f32>().unwrap(), w0);
+    // Copies are independent.
+    let copy = m.deep_clone().unwrap();
+    copy.named_weights()[0].1.tensor.assign(&Tensor::zeros([3, 4], DType::F32)).unwrap();
+    assert_eq!(m.get_weights().unwrap()[0].to_vec::<f32>().unwrap(), w0);
+    let e = fresh.set_all_weights(&[Tensor::zeros([2], DType::F32)]).unwrap_err().to_string();
+    assert!(e.contains("weights"), "{e}");
+}
