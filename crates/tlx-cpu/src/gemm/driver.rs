@@ -1,0 +1,283 @@
+//! The blocked SGEMM driver (the Goto/BLIS loop nest) and its threading.
+//!
+//! Two shapes of loop nest, picked by the number of rows of A:
+//! - **few rows** (`m ≤ MC`, e.g. a training batch): no thread shares anything. Threads
+//!   split B's columns; each packs its own copy of A (small) and its columns of B, row
+//!   after row so that B is read in memory order, per depth block, then runs the tiles
+//!   down each micro-panel. A single row panel (`m ≤ MR`) reads a row-major B in place, as
+//!   there each element of B is used once and packing would only copy it.
+//! - **many rows**: the classic nest `jc` (B slab, `kc × nc`, shared by all threads, packed
+//!   in parallel) → `pc` (depth block) → `ic` (A block, `mc × kc`, packed by the thread that
+//!   owns it) → `jr` (B micro-panel, L1) → `ir` (A micro-panel, L2) → micro-kernel.
+//!   Threads split C's rows into A blocks (a multiple of the thread count of them).
+//!   Below `SHARED_B_WORK` multiply-adds, threads instead take one band of rows each and
+//!   run the whole nest alone on it, packing B themselves (one fork per call).
+//!
+//! Scratch comes from the per-thread pools in `crate::par` (no allocation per call once
+//! warm), 64-byte aligned so that vector loads never straddle cache lines.
+
+use super::kernel::{Kernel, Tile};
+use super::pack::{a_len, b_len, pack_a, pack_b};
+use super::MatRef;
+use crate::par::{self, SharedMut};
+use rayon::prelude::*;
+
+/// A row-major B whose row stride (in floats) is a non-zero multiple of this is packed even
+/// where it could be read in place: its rows, 4 KiB apart, share L1 sets and evict each other.
+const ALIASING_STRIDE: usize = 1024;
+
+/// Multiply-adds below which threads do not share a packed B (each packs its own, see
+/// `sgemm`): below about 640³ the two forks per depth block that sharing needs cost more
+/// (a sleeping worker takes tens of µs to wake) than packing B twice.
+pub(super) const SHARED_B_WORK: usize = 1 << 28;
+
+/// Floats of a B slab below which one thread packs it (a fork costs more than the copy).
+const PARALLEL_PACK: usize = 1 << 16;
+
+/// `C ← α·A·B + β·C` on `threads` threads (1 = the calling thread only). `c` holds C with
+/// row stride `ldc`; the shapes were checked by the caller. Threads share one packed B
+/// from `shared_b_work` multiply-adds on (normally [`SHARED_B_WORK`]).
+#[allow(clippy::too_many_arguments)]
+pub(super) fn sgemm(
+    ker: &Kernel,
+    alpha: f32,
+    a: MatRef<'_, f32>,
+    b: MatRef<'_, f32>,
+    beta: f32,
+    c: &mut [f32],
+    ldc: usize,
+    threads: usize,
+    shared_b_work: usize,
+) {
+    let (m, k, n) = (a.rows, a.cols, b.cols);
+    if m == 0 || n == 0 {
+        return;
+    }
+    if k == 0 {
+        for row in c.chunks_mut(ldc).take(m) {
+            for x in &mut row[..n] {
+                *x = if beta == 0.0 { 0.0 } else { *x * beta };
+            }
+        }
+        return;
+    }
+    let c = SharedMut::new(c);
+    if m <= ker.mc {
+        few_rows(ker, alpha, &a, &b, beta, &c, ldc, threads);
+    } else if threads > 1 && m * n * k < shared_b_work {
+        // One band of rows per thread, each a whole single-threaded product with its own
+        // packed B: a single fork per call instead of two per depth block.
+        let rows = m.div_ceil(threads).next_multiple_of(ker.mr);
+        (0..m.div_ceil(rows)).into_par_iter().for_each(|t| {
+            let r0 = t * rows;
+            let a_t = MatRef { data: &a.data[r0 * a.row_stride..], rows: rows.min(m - r0), ..a };
+            // SAFETY: bands of rows are disjoint, so no two tasks hold overlapping ranges;
+            // the range ends at the band's last element, inside C (checked by the caller).
+            let c_t = SharedMut::new(unsafe { c.range_mut(r0 * ldc, (r0 + a_t.rows - 1) * ldc + n) });
+            if a_t.rows <= ker.mc {
+                few_rows(ker, alpha, &a_t, &b, beta, &c_t, ldc, 1);
+            } else {
+                many_rows(ker, alpha, &a_t, &b, beta, &c_t, ldc, 1);
+            }
+        });
+    } else {
+        many_rows(ker, alpha, &a, &b, beta, &c, ldc, threads);
+    }
+}
+
+/// Splits `len` into the fewest near-equal blocks of at most `max`, each a multiple of
+/// `unit` (except the last): returns the block size.
+fn block_size(len: usize, max: usize, unit: usize) -> usize {
+    let blocks = len.div_ceil(max.max(1));
+    len.div_ceil(blocks).next_multiple_of(unit)
+}
+
+/// The part of `buf` that starts at a 64-byte boundary (callers ask for 16 extra floats).
+fn aligned(buf: &mut [f32]) -> &mut [f32] {
+    let off = buf.as_ptr().align_offset(64).min(16);
+    &mut buf[off..]
+}
+
+/// Runs the tiles of one packed A block (`rows` rows from C row `i0`, panels at `ap`)
+/// against one B micro-panel (`b`, row stride `ldb`) for C columns `j0..j0+cols`.
+///
+/// # Safety
+/// `ap` must hold the packed block (`a_len(rows, kc, MR)` floats), `b` must be readable as
+/// `kc` rows of NR floats at stride `ldb`, and C rows `i0..i0+rows`, columns `j0..j0+cols`
+/// must lie inside `c` and be written by no one else meanwhile.
+#[allow(clippy::too_many_arguments)]
+unsafe fn tiles_down(
+    ker: &Kernel,
+    kc: usize,
+    ap: &[f32],
+    rows: usize,
+    b: *const f32,
+    ldb: usize,
+    c: &SharedMut<f32>,
+    ldc: usize,
+    (i0, j0, cols): (usize, usize, usize),
+    alpha: f32,
+    beta: f32,
+) {
+    for (q, panel) in ap[..a_len(rows, kc, ker.mr)].chunks_exact(kc * ker.mr).enumerate() {
+        let r0 = q * ker.mr;
+        let t = Tile {
+            k: kc,
+            a: panel.as_ptr(),
+            b,
+            ldb,
+            c: c.ptr_at((i0 + r0) * ldc + j0),
+            ldc,
+            rows: ker.mr.min(rows - r0),
+            cols,
+            alpha,
+            beta,
+        };
+        // SAFETY: the caller's contract covers the tile; `ker` was built for this CPU.
+        unsafe { (ker.tile)(&t) };
+    }
+}
+
+/// The nest for `m ≤ MC`: see the module header.
+#[allow(clippy::too_many_arguments)]
+fn few_rows(
+    ker: &Kernel,
+    alpha: f32,
+    a: &MatRef<'_, f32>,
+    b: &MatRef<'_, f32>,
+    beta: f32,
+    c: &SharedMut<f32>,
+    ldc: usize,
+    threads: usize,
+) {
+    let (m, k, n) = (a.rows, a.cols, b.cols);
+    let (mr, nr) = (ker.mr, ker.nr);
+    let kc_max = block_size(k, ker.kc, 1);
+    let in_place = m <= mr
+        && b.col_stride == 1
+        && (b.row_stride < ALIASING_STRIDE || !b.row_stride.is_multiple_of(ALIASING_STRIDE));
+    let panels = n.div_ceil(nr);
+    // Panels q0..q1, all depth blocks: A packed, then B's columns of these panels packed
+    // (row by row, in order) unless read in place, then the tiles down each panel.
+    let run = |q0: usize, q1: usize| {
+        let (j0, cols) = (q0 * nr, (q1 * nr).min(n) - q0 * nr);
+        let b_floats = if in_place { kc_max * nr } else { b_len(cols, kc_max, nr) };
+        par::with_scratch(a_len(m, kc_max, mr) + 16, |abuf: &mut [f32]| {
+            par::with_scratch(b_floats + 16, |bbuf: &mut [f32]| {
+                let (ap, bp) = (aligned(abuf), aligned(bbuf));
+                for p0 in (0..k).step_by(kc_max) {
+                    let kc = kc_max.min(k - p0);
+                    let beta = if p0 == 0 { beta } else { 1.0 };
+                    pack_a(a, 0, m, p0, kc, mr, ap);
+                    if !in_place {
+                        pack_b(b, p0, kc, j0, cols, nr, bp);
+                    }
+                    for q in 0..q1 - q0 {
+                        let jq = j0 + q * nr;
+                        let w = nr.min(n - jq);
+                        let (bptr, ldb) = if in_place && w == nr {
+                            (b.data[p0 * b.row_stride + jq..].as_ptr(), b.row_stride)
+                        } else if in_place {
+                            // The last, narrow panel: packed on its own.
+                            pack_b(b, p0, kc, jq, w, nr, bp);
+                            (bp.as_ptr(), nr)
+                        } else {
+                            (bp[q * kc * nr..].as_ptr(), nr)
+                        };
+                        // SAFETY: A is packed for all m rows; the B panel has kc readable rows
+                        // of NR floats (in place: columns jq..jq+NR ≤ n of rows p0..p0+kc of
+                        // a checked B); this task owns C's columns of panels q0..q1.
+                        unsafe { tiles_down(ker, kc, ap, m, bptr, ldb, c, ldc, (0, jq, w), alpha, beta) };
+                    }
+                }
+            })
+        })
+    };
+    if threads > 1 && panels > 1 {
+        let per = panels.div_ceil(threads);
+        (0..panels.div_ceil(per)).into_par_iter().for_each(|t| run(t * per, ((t + 1) * per).min(panels)));
+    } else {
+        run(0, panels);
+    }
+}
+
+/// The nest for `m > MC`: see the module header.
+#[allow(clippy::too_many_arguments)]
+fn many_rows(
+    ker: &Kernel,
+    alpha: f32,
+    a: &MatRef<'_, f32>,
+    b: &MatRef<'_, f32>,
+    beta: f32,
+    c: &SharedMut<f32>,
+    ldc: usize,
+    threads: usize,
+) {
+    let (m, k, n) = (a.rows, a.cols, b.cols);
+    let (mr, nr) = (ker.mr, ker.nr);
+    let kc_max = block_size(k, ker.kc, 1);
+    let nc_max = block_size(n, ker.nc, nr);
+    // A blocks: a multiple of the thread count of them, so that every thread gets as many.
+    let mut blocks = m.div_ceil(ker.mc);
+    if threads > 1 {
+        blocks = blocks.next_multiple_of(threads);
+    }
+    let mc = m.div_ceil(blocks).next_multiple_of(mr);
+    let blocks = m.div_ceil(mc);
+    par::with_scratch(b_len(nc_max, kc_max, nr) + 16, |bbuf: &mut [f32]| {
+        let bp = aligned(bbuf);
+        for j0 in (0..n).step_by(nc_max) {
+            let nc = nc_max.min(n - j0);
+            for p0 in (0..k).step_by(kc_max) {
+                let kc = kc_max.min(k - p0);
+                let beta = if p0 == 0 { beta } else { 1.0 };
+                let slab = &mut bp[..b_len(nc, kc, nr)];
+                if threads > 1 && kc * nc >= PARALLEL_PACK {
+                    // One run of whole panels per thread, each packed row by row.
+                    let per = nc.div_ceil(nr).div_ceil(threads);
+                    slab.par_chunks_mut(per * kc * nr).enumerate().for_each(|(t, part)| {
+                        let c0 = j0 + t * per * nr;
+                        pack_b(b, p0, kc, c0, (per * nr).min(j0 + nc - c0), nr, part);
+                    });
+                } else {
+                    pack_b(b, p0, kc, j0, nc, nr, slab);
+                }
+                let slab: &[f32] = slab;
+                let block = |ib: usize| {
+                    let i0 = ib * mc;
+                    let rows = mc.min(m - i0);
+                    par::with_scratch(a_len(rows, kc, mr) + 16, |abuf: &mut [f32]| {
+                        let ap = aligned(abuf);
+                        pack_a(a, i0, rows, p0, kc, mr, ap);
+                        for (q, panel) in slab.chunks_exact(kc * nr).enumerate() {
+                            let jj = j0 + q * nr;
+                            let cols = nr.min(n - jj);
+                            // SAFETY: the A block and the B panel are packed; this task owns
+                            // C's rows i0..i0+rows (A blocks are disjoint).
+                            unsafe {
+                                tiles_down(
+                                    ker,
+                                    kc,
+                                    ap,
+                                    rows,
+                                    panel.as_ptr(),
+                                    nr,
+                                    c,
+                                    ldc,
+                                    (i0, jj, cols),
+                                    alpha,
+                                    beta,
+                                )
+                            };
+                        }
+                    })
+                };
+                if threads > 1 && blocks > 1 {
+                    (0..blocks).into_par_iter().for_each(block);
+                } else {
+                    (0..blocks).for_each(block);
+                }
+            }
+        }
+    })
+}

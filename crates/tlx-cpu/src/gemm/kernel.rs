@@ -1,0 +1,230 @@
+//! The SGEMM micro-kernel contract, the kernels this build offers and the run-time choice
+//! between them.
+//!
+//! A micro-kernel computes one register tile `C[0..rows, 0..cols] ← α·Σ_p a_p ⊗ b_p + β·C`
+//! from a packed A panel (`k` steps of `MR` floats, rows beyond `rows` zero) and a B panel
+//! (`k` rows of `NR` floats at row stride `ldb`: a packed panel, or B itself when it is
+//! row-major). The SIMD kernels share one generic body ([`tile_body`]) over a small
+//! [`Vector`] trait, instantiated for AVX2+FMA (`kernel_avx2`) and AVX-512F
+//! (`kernel_avx512`); [`tile_portable`] is the plain-loop version of the same contract and
+//! the fallback on other CPUs.
+
+use std::sync::OnceLock;
+
+/// One micro-tile of work (raw pointers: the driver proves the bounds).
+#[derive(Clone, Copy, Debug)]
+pub(super) struct Tile {
+    /// Depth of the product.
+    pub k: usize,
+    /// Packed A panel: element (i, p) at `a[p·MR + i]`, 64-byte aligned.
+    pub a: *const f32,
+    /// B panel: element (p, j) at `b[p·ldb + j]` for j < NR (all NR readable).
+    pub b: *const f32,
+    pub ldb: usize,
+    /// C tile: element (i, j) at `c[i·ldc + j]`, for i < rows, j < cols.
+    pub c: *mut f32,
+    pub ldc: usize,
+    pub rows: usize,
+    pub cols: usize,
+    pub alpha: f32,
+    /// 0 means "overwrite": C's old contents are not read (NaN included).
+    pub beta: f32,
+}
+
+/// A micro-kernel and the cache blocking that suits it.
+#[derive(Clone, Copy, Debug)]
+pub(super) struct Kernel {
+    /// Register tile: rows (broadcast from A) × columns (vectors of B).
+    pub mr: usize,
+    pub nr: usize,
+    /// Rows of A packed per block (L2), depth per block (the B micro-panel `kc × nr` stays
+    /// in L1), columns of B packed per slab (L3).
+    pub mc: usize,
+    pub kc: usize,
+    pub nc: usize,
+    /// Runs one tile.
+    ///
+    /// # Safety
+    /// The tile's pointers must satisfy [`Tile`]'s layout for `mr`/`nr` and the CPU must
+    /// support the kernel's instruction set (guaranteed by [`Kernel::for_isa`]).
+    pub tile: unsafe fn(&Tile),
+}
+
+/// The instruction sets with a micro-kernel.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Isa {
+    /// Plain Rust loops (whatever the compiler makes of them for the baseline target).
+    Portable,
+    /// 256-bit AVX2 with FMA: a 6×16 tile in 12 accumulators.
+    Avx2,
+    /// 512-bit AVX-512F: a 12×32 tile in 24 accumulators.
+    Avx512,
+}
+
+impl Isa {
+    /// The best instruction set of this CPU, lowered by `TLX_GEMM_ISA=avx2|portable` (read
+    /// once; for benchmarks and for testing the other paths on a fast CPU).
+    pub fn detect() -> Isa {
+        static ISA: OnceLock<Isa> = OnceLock::new();
+        *ISA.get_or_init(|| {
+            let best = Isa::best();
+            match std::env::var("TLX_GEMM_ISA").as_deref() {
+                Ok("portable") => Isa::Portable,
+                Ok("avx2") if best != Isa::Portable => Isa::Avx2,
+                _ => best,
+            }
+        })
+    }
+
+    /// The best instruction set the CPU supports.
+    pub fn best() -> Isa {
+        if crate::simd::has_avx512() {
+            Isa::Avx512
+        } else if crate::simd::has_avx2_fma() {
+            Isa::Avx2
+        } else {
+            Isa::Portable
+        }
+    }
+
+    /// Whether this CPU can run the kernel.
+    pub fn supported(self) -> bool {
+        match self {
+            Isa::Portable => true,
+            Isa::Avx2 => crate::simd::has_avx2_fma(),
+            Isa::Avx512 => crate::simd::has_avx512(),
+        }
+    }
+}
+
+impl Kernel {
+    /// The kernel for `isa`, or the portable one when the CPU lacks it.
+    pub(super) fn for_isa(isa: Isa) -> Kernel {
+        #[cfg(target_arch = "x86_64")]
+        {
+            if isa == Isa::Avx512 && isa.supported() {
+                return super::kernel_avx512::KERNEL;
+            }
+            if isa != Isa::Portable && Isa::Avx2.supported() {
+                return super::kernel_avx2::KERNEL;
+            }
+        }
+        let _ = isa;
+        PORTABLE
+    }
+}
+
+/// Tile of the portable kernel.
+const P_MR: usize = 4;
+const P_NR: usize = 8;
+
+const PORTABLE: Kernel = Kernel { mr: P_MR, nr: P_NR, mc: 128, kc: 256, nc: 2048, tile: tile_portable };
+
+/// The scalar reference micro-kernel (the contract of [`Tile`] in plain loops).
+///
+/// # Safety
+/// `t` must satisfy [`Tile`]'s layout with MR = 4, NR = 8.
+unsafe fn tile_portable(t: &Tile) {
+    let mut acc = [[0f32; P_NR]; P_MR];
+    for p in 0..t.k {
+        // SAFETY: the packed A panel holds k·MR floats, and row p of the B panel NR floats.
+        let (a, b) = unsafe {
+            (
+                std::slice::from_raw_parts(t.a.add(p * P_MR), P_MR),
+                std::slice::from_raw_parts(t.b.add(p * t.ldb), P_NR),
+            )
+        };
+        for i in 0..P_MR {
+            for j in 0..P_NR {
+                acc[i][j] += a[i] * b[j];
+            }
+        }
+    }
+    for (i, row) in acc.iter().enumerate().take(t.rows) {
+        for (j, &v) in row.iter().enumerate().take(t.cols) {
+            // SAFETY: (i, j) lies inside the C tile (i < rows, j < cols).
+            let c = unsafe { &mut *t.c.add(i * t.ldc + j) };
+            *c = if t.beta == 0.0 { t.alpha * v } else { t.alpha * v + t.beta * *c };
+        }
+    }
+}
+
+/// The few vector operations the SIMD micro-kernel needs, for one register width.
+pub(super) trait Vector: Copy {
+    /// f32 lanes per register.
+    const LANES: usize;
+    /// # Safety (all methods)
+    /// The CPU must support the implementing instruction set; pointers must be valid for
+    /// the lanes they touch.
+    unsafe fn zero() -> Self;
+    unsafe fn splat(x: f32) -> Self;
+    unsafe fn load(p: *const f32) -> Self;
+    /// `a·b + c`, fused.
+    unsafe fn fmadd(a: Self, b: Self, c: Self) -> Self;
+    unsafe fn mul(a: Self, b: Self) -> Self;
+    /// The first `n ≤ LANES` floats at `p` (the rest zero; nothing beyond is touched).
+    unsafe fn load_first(p: *const f32, n: usize) -> Self;
+    /// Stores the first `n ≤ LANES` lanes at `p` (nothing beyond is touched).
+    unsafe fn store_first(p: *mut f32, v: Self, n: usize);
+    /// Hints that the cache line at `p` will be used soon (a hint: any address is fine).
+    unsafe fn prefetch(p: *const f32);
+}
+
+/// The SIMD micro-kernel: a `ROWS × NV·LANES` tile (ROWS ≤ MR; the packed A panel has
+/// stride MR), accumulated in `ROWS·NV` registers, B rows loaded as NV vectors and each A
+/// value broadcast. Scalar equivalent: [`tile_portable`].
+///
+/// # Safety
+/// As [`Kernel::tile`]; also `t.rows ≤ ROWS` and `t.cols ≤ NV·LANES`.
+#[inline(always)]
+pub(super) unsafe fn tile_body<V: Vector, const MR: usize, const ROWS: usize, const NV: usize>(t: &Tile) {
+    // SAFETY (whole body): the pointers follow the `Tile` layout (caller's contract), the
+    // CPU has V's instruction set, and every C access stays inside rows × cols.
+    unsafe {
+        for i in 0..ROWS {
+            if i < t.rows {
+                V::prefetch(t.c.add(i * t.ldc));
+                V::prefetch(t.c.add(i * t.ldc + t.cols - 1));
+            }
+        }
+        let mut acc = [[V::zero(); NV]; ROWS];
+        let (mut a, mut b) = (t.a, t.b);
+        for _ in 0..t.k {
+            // The A panel comes from L2 (B's micro-panel stays in L1): fetch it 16 steps
+            // ahead, which keeps the broadcasts off the critical path (≈ +20 % here).
+            V::prefetch(a.wrapping_add(MR * 16));
+            let mut bv = [V::zero(); NV];
+            for (v, x) in bv.iter_mut().enumerate() {
+                *x = V::load(b.add(v * V::LANES));
+            }
+            for (i, row) in acc.iter_mut().enumerate() {
+                let ai = V::splat(*a.add(i));
+                for (x, &bx) in row.iter_mut().zip(&bv) {
+                    *x = V::fmadd(ai, bx, *x);
+                }
+            }
+            a = a.add(MR);
+            b = b.add(t.ldb);
+        }
+        let alpha = V::splat(t.alpha);
+        let beta = V::splat(t.beta);
+        for (i, row) in acc.iter().enumerate() {
+            if i >= t.rows {
+                break;
+            }
+            let c = t.c.add(i * t.ldc);
+            for (v, &x) in row.iter().enumerate() {
+                let j = v * V::LANES;
+                if j >= t.cols {
+                    break;
+                }
+                let n = (t.cols - j).min(V::LANES);
+                let mut r = V::mul(x, alpha);
+                if t.beta != 0.0 {
+                    r = V::fmadd(V::load_first(c.add(j), n), beta, r);
+                }
+                V::store_first(c.add(j), r, n);
+            }
+        }
+    }
+}

@@ -1,0 +1,365 @@
+//! Tests of the GEMM: every micro-kernel this CPU can run (forced through `gemm_with`), on
+//! one and on several threads, against an f64 reference on odd shapes, strided and
+//! transposed views, α/β variants (β = 0 over NaN), empty depth, shapes that cross every
+//! block boundary, and the packing layouts themselves.
+
+use super::pack::{a_len, b_len, pack_a, pack_b};
+use super::*;
+use crate::reference;
+use proptest::prelude::*;
+
+fn fill(n: usize, seed: u64) -> Vec<f64> {
+    let mut s = seed;
+    (0..n)
+        .map(|_| {
+            s = s.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            ((s >> 33) as f64 / (1u64 << 31) as f64) - 0.5
+        })
+        .collect()
+}
+
+#[test]
+fn matches_reference_for_strides_and_sizes() {
+    for &(m, k, n) in &[
+        (1, 1, 1),
+        (3, 5, 2),
+        (17, 33, 9),
+        (130, 70, 90),
+        (0, 3, 4),
+        (4, 0, 3),
+        (20, 50, 700),
+        (700, 30, 40),
+        (2100, 9, 33),
+    ] {
+        let a = fill(m * k, 1);
+        let b = fill(k * n, 2);
+        // A transposed in memory: stored [k, m].
+        let mut at = vec![0.0; m * k];
+        for i in 0..m {
+            for p in 0..k {
+                at[p * m + i] = a[i * k + p];
+            }
+        }
+        let a_view = MatRef::row_major(&at, k, m).t();
+        let mut c = fill(m * n, 3);
+        let mut want = c.clone();
+        reference::gemm(m, k, n, 0.5, &a, &b, 2.0, &mut want);
+        gemm(0.5, a_view, MatRef::row_major(&b, k, n), 2.0, &mut c, n);
+        for (x, y) in c.iter().zip(&want) {
+            assert!((x - y).abs() < 1e-12, "{m}x{k}x{n}: {x} vs {y}");
+        }
+        let a32: Vec<f32> = a.iter().map(|&v| v as f32).collect();
+        let b32: Vec<f32> = b.iter().map(|&v| v as f32).collect();
+        let mut c32 = vec![f32::NAN; m * n];
+        gemm(1.0, MatRef::row_major(&a32, m, k), MatRef::row_major(&b32, k, n), 0.0, &mut c32, n);
+        let mut want = vec![0.0; m * n];
+        reference::gemm(m, k, n, 1.0, &a, &b, 0.0, &mut want);
+        for (x, y) in c32.iter().zip(&want) {
+            assert!((*x as f64 - y).abs() < 1e-4, "{m}x{k}x{n} f32: {x} vs {y}");
+        }
+    }
+}
+
+#[test]
+fn f32_paths_handle_strides_edges_alpha_and_beta() {
+    // Odd shapes, both split directions, single-threaded and parallel, transposed A.
+    for &(m, k, n) in &[(37, 45, 70), (121, 257, 33), (13, 300, 2100), (250, 40, 250), (64, 513, 96)] {
+        let a = fill(m * k, 11);
+        let b = fill(k * n, 12);
+        let c0 = fill(m * n, 13);
+        let mut want = c0.clone();
+        reference::gemm(m, k, n, 1.5, &a, &b, 0.5, &mut want);
+        let mut want0 = vec![0.0; m * n];
+        reference::gemm(m, k, n, 1.5, &a, &b, 0.0, &mut want0);
+        let f = |v: &[f64]| v.iter().map(|&x| x as f32).collect::<Vec<f32>>();
+        // A stored transposed ([k, m]), B row-major.
+        let mut at = vec![0.0; m * k];
+        for i in 0..m {
+            for p in 0..k {
+                at[p * m + i] = a[i * k + p];
+            }
+        }
+        let (a32, at32, b32) = (f(&a), f(&at), f(&b));
+        let views = [MatRef::row_major(&a32, m, k), MatRef::row_major(&at32, k, m).t()];
+        for (vi, av) in views.into_iter().enumerate() {
+            for serial in [false, true] {
+                let mut c = f(&c0);
+                let mut c_nan = vec![f32::NAN; m * n];
+                let bv = MatRef::row_major(&b32, k, n);
+                if serial {
+                    gemm_serial(1.5, av, bv, 0.5, &mut c, n);
+                    gemm_serial(1.5, av, bv, 0.0, &mut c_nan, n);
+                } else {
+                    gemm(1.5, av, bv, 0.5, &mut c, n);
+                    gemm(1.5, av, bv, 0.0, &mut c_nan, n);
+                }
+                for ((x, y), (x0, y0)) in c.iter().zip(&want).zip(c_nan.iter().zip(&want0)) {
+                    assert!(
+                        (*x as f64 - y).abs() < 1e-3,
+                        "{m}x{k}x{n} view {vi} serial {serial}: {x} vs {y}"
+                    );
+                    assert!((*x0 as f64 - y0).abs() < 1e-3, "{m}x{k}x{n} beta 0: {x0} vs {y0}");
+                }
+            }
+        }
+    }
+}
+
+/// Every micro-kernel this CPU can run.
+fn isas() -> Vec<Isa> {
+    [Isa::Portable, Isa::Avx2, Isa::Avx512].into_iter().filter(|i| i.supported()).collect()
+}
+
+/// A 3-thread pool, so that thread splits are uneven as well as even.
+fn pool() -> &'static rayon::ThreadPool {
+    static POOL: std::sync::OnceLock<rayon::ThreadPool> = std::sync::OnceLock::new();
+    POOL.get_or_init(|| rayon::ThreadPoolBuilder::new().num_threads(3).build().unwrap())
+}
+
+/// A logical `[rows, cols]` matrix stored row-major (or transposed: `[cols, rows]`) with
+/// `pad` unused elements after every stored row.
+struct Stored {
+    data: Vec<f32>,
+    rows: usize,
+    cols: usize,
+    trans: bool,
+    pad: usize,
+}
+
+impl Stored {
+    fn new(rows: usize, cols: usize, trans: bool, pad: usize, seed: u64) -> Stored {
+        let (outer, inner) = if trans { (cols, rows) } else { (rows, cols) };
+        // Padding holds NaN: reading it would poison the result.
+        let mut data = vec![f32::NAN; outer * (inner + pad)];
+        let vals = fill(rows * cols, seed);
+        for i in 0..rows {
+            for j in 0..cols {
+                let at = if trans { j * (inner + pad) + i } else { i * (inner + pad) + j };
+                data[at] = vals[i * cols + j] as f32;
+            }
+        }
+        Stored { data, rows, cols, trans, pad }
+    }
+
+    fn view(&self) -> MatRef<'_, f32> {
+        let ld = if self.trans { self.rows } else { self.cols } + self.pad;
+        let (rs, cs) = if self.trans { (1, ld) } else { (ld, 1) };
+        MatRef { data: &self.data, rows: self.rows, cols: self.cols, row_stride: rs, col_stride: cs }
+    }
+
+    fn at(&self, i: usize, j: usize) -> f64 {
+        let v = self.view();
+        v.data[i * v.row_stride + j * v.col_stride] as f64
+    }
+}
+
+/// Checks `C ← α·A·B + β·C` for one case against an f64 reference with an error bound of
+/// a few ulps per term; C has row stride `n + 3` and the gaps must come back untouched.
+#[allow(clippy::too_many_arguments)]
+fn check_case(
+    isa: Isa,
+    threads: usize,
+    mkn: (usize, usize, usize),
+    ta: bool,
+    tb: bool,
+    pad: usize,
+    alpha: f32,
+    beta: f32,
+) {
+    check_case_with(isa, threads, driver::SHARED_B_WORK, mkn, ta, tb, pad, alpha, beta);
+}
+
+/// [`check_case`] with the size (multiply-adds) from which threads share one packed B.
+#[allow(clippy::too_many_arguments)]
+fn check_case_with(
+    isa: Isa,
+    threads: usize,
+    shared_b_work: usize,
+    (m, k, n): (usize, usize, usize),
+    ta: bool,
+    tb: bool,
+    pad: usize,
+    alpha: f32,
+    beta: f32,
+) {
+    let a = Stored::new(m, k, ta, pad, (m * 31 + k) as u64);
+    let b = Stored::new(k, n, tb, pad, (n * 17 + k + 5) as u64);
+    let ldc = n + 3;
+    const GAP: f32 = 12345.0;
+    let c0: Vec<f32> = (0..m * ldc)
+        .map(|x| match (x % ldc < n, beta == 0.0) {
+            (false, _) => GAP,
+            (true, true) => f32::NAN,
+            (true, false) => ((x * 7 % 13) as f32 - 6.0) / 8.0,
+        })
+        .collect();
+    let mut c = c0.clone();
+    let ker = kernel::Kernel::for_isa(isa);
+    let mut run =
+        || driver::sgemm(&ker, alpha, a.view(), b.view(), beta, &mut c, ldc, threads, shared_b_work);
+    if threads > 1 {
+        pool().install(run);
+    } else {
+        run();
+    }
+    for i in 0..m {
+        for j in 0..ldc {
+            let got = c[i * ldc + j];
+            if j >= n {
+                assert_eq!(got, GAP, "{isa:?} {m}x{k}x{n}: C gap ({i}, {j}) overwritten");
+                continue;
+            }
+            let (mut sum, mut bound) = (0.0, 0.0);
+            for p in 0..k {
+                sum += a.at(i, p) * b.at(p, j);
+                bound += (a.at(i, p) * b.at(p, j)).abs();
+            }
+            let old = if beta == 0.0 { 0.0 } else { beta as f64 * c0[i * ldc + j] as f64 };
+            let want = alpha as f64 * sum + old;
+            let tol = 1e-6
+                + 4.0 * (k as f64 + 2.0) * f32::EPSILON as f64 * (alpha.abs() as f64 * bound + old.abs());
+            assert!(
+                (got as f64 - want).abs() <= tol,
+                "{isa:?} t{threads} {m}x{k}x{n} ta={ta} tb={tb} pad={pad} α={alpha} β={beta}: \
+                 C({i}, {j}) = {got}, want {want}"
+            );
+        }
+    }
+}
+
+#[test]
+fn every_kernel_matches_reference_on_every_small_dimension() {
+    // Each dimension from 1 to 67 with the others odd, rotating through layouts, paddings,
+    // α/β (β = 0 over NaN) and thread counts.
+    const AB: [(f32, f32); 4] = [(1.0, 0.0), (0.5, 2.0), (-1.5, 1.0), (2.0, -0.25)];
+    for isa in isas() {
+        for d in 1..=67 {
+            let v = d % 8;
+            let (ta, tb, pad) = (v & 1 == 1, v & 2 == 2, v % 3);
+            let (alpha, beta) = AB[d % 4];
+            let threads = 1 + (d % 3 == 0) as usize * 2;
+            for shape in [(d, 13, 29), (7, d, 33), (11, 19, d), (d, d, d)] {
+                check_case(isa, threads, shape, ta, tb, pad, alpha, beta);
+            }
+        }
+    }
+}
+
+#[test]
+fn every_kernel_handles_empty_depth_and_empty_outputs() {
+    for isa in isas() {
+        for threads in [1, 3] {
+            for (alpha, beta) in [(1.0, 0.0), (1.0, 2.0), (0.5, 1.0)] {
+                check_case(isa, threads, (5, 0, 7), false, false, 0, alpha, beta);
+                check_case(isa, threads, (40, 0, 3), true, true, 1, alpha, beta);
+                check_case(isa, threads, (0, 9, 7), false, true, 0, alpha, beta);
+                check_case(isa, threads, (6, 9, 0), true, false, 2, alpha, beta);
+            }
+        }
+    }
+}
+
+#[test]
+fn every_kernel_crosses_every_block_boundary() {
+    for isa in isas() {
+        let ker = kernel::Kernel::for_isa(isa);
+        let tile = match isa {
+            Isa::Portable => (4, 8),
+            Isa::Avx2 => (6, 16),
+            Isa::Avx512 => (12, 32),
+        };
+        assert_eq!((ker.mr, ker.nr), tile, "{isa:?} is supported, so it gets its own kernel");
+        let (mr, nr, mc, kc) = (ker.mr, ker.nr, ker.mc, ker.kc);
+        let shapes = [
+            (mc, kc, nr),                 // one block exactly, few-rows nest
+            (mc + 1, kc + 1, 2 * nr + 3), // many-rows nest, two depth blocks
+            (2 * mc + 5, 2 * kc + 3, 45), // several A blocks, three depth blocks
+            (3 * mr + 1, 517, 61),        // few rows, long depth
+            (mc + 7, 3, ker.nc + nr + 5), // two B slabs
+            (mc + 1, kc, 300),            // a B slab big enough to pack in parallel
+            (1, 300, 301),                // a row vector
+            (97, 131, 1),                 // a column vector
+            (32, 784, 300),               // MLP forward
+        ];
+        for (s, &shape) in shapes.iter().enumerate() {
+            let (ta, tb, pad, beta) = (s % 2 == 1, s % 3 == 1, s % 2, (s % 2) as f32);
+            // One thread; threads with a private B each; threads sharing one packed B.
+            for (threads, shared_b_work) in [(1, usize::MAX), (3, usize::MAX), (3, 0), (2, 0)] {
+                check_case_with(isa, threads, shared_b_work, shape, ta, tb, pad, 1.0, beta);
+            }
+        }
+        // MLP backward: dX = dY·Wᵀ (B transposed), dW = Xᵀ·dY (A transposed).
+        check_case(isa, 3, (32, 300, 784), false, true, 0, 1.0, 0.0);
+        check_case(isa, 3, (784, 32, 300), true, false, 0, 1.0, 1.0);
+    }
+}
+
+#[test]
+fn b_rows_4k_apart_are_packed_and_still_right() {
+    // Row stride 1024 (packed instead of read in place) next to 1000 (read in place).
+    for isa in isas() {
+        for pad in [24, 0] {
+            check_case(isa, 1, (20, 70, 1000), false, false, pad, 1.0, 0.5);
+        }
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(48))]
+    #[test]
+    fn random_shapes_layouts_and_scalars(
+        m in 0usize..80, k in 0usize..80, n in 0usize..80,
+        ta: bool, tb: bool, pad in 0usize..3, isa_i in 0usize..3, threads in 1usize..4,
+        ab in prop::sample::select(vec![(1.0f32, 0.0f32), (1.0, 1.0), (-0.75, 0.5), (3.0, 0.0)]),
+    ) {
+        let isas = isas();
+        check_case(isas[isa_i % isas.len()], threads, (m, k, n), ta, tb, pad, ab.0, ab.1);
+    }
+}
+
+#[test]
+fn packing_layouts() {
+    // value(i, j) = 1000·i + j, stored row-major, transposed, and with column stride 2.
+    let (rows, cols) = (11, 9);
+    let val = |i: usize, j: usize| (1000 * i + j) as f32;
+    let mut row_major = vec![0.0; rows * cols];
+    let mut trans = vec![0.0; rows * cols];
+    let mut strided = vec![-1.0; rows * cols * 2];
+    for i in 0..rows {
+        for j in 0..cols {
+            row_major[i * cols + j] = val(i, j);
+            trans[j * rows + i] = val(i, j);
+            strided[i * cols * 2 + j * 2] = val(i, j);
+        }
+    }
+    let views = [
+        MatRef::row_major(&row_major, rows, cols),
+        MatRef::row_major(&trans, cols, rows).t(),
+        MatRef { data: &strided, rows, cols, row_stride: cols * 2, col_stride: 2 },
+    ];
+    let (mr, nr) = (4, 8);
+    for v in &views {
+        // A: rows 2..9 (two panels, the second half full), depth 1..8.
+        let (i0, h, p0, kc) = (2, 7, 1, 7);
+        let mut dst = vec![f32::NAN; a_len(h, kc, mr)];
+        pack_a(v, i0, h, p0, kc, mr, &mut dst);
+        for (x, &got) in dst.iter().enumerate() {
+            let (q, p, i) = (x / (kc * mr), x % (kc * mr) / mr, x % mr);
+            let r = q * mr + i;
+            let want = if r < h { val(i0 + r, p0 + p) } else { 0.0 };
+            assert_eq!(got, want, "A at {x} (view strides {}, {})", v.row_stride, v.col_stride);
+        }
+        // B: depth 3..10, columns 1..9 (one full panel of 8, nothing else) and 2..5.
+        for (j0, w) in [(1, 8), (2, 3)] {
+            let (p0, kc) = (3, 7);
+            let mut dst = vec![f32::NAN; b_len(w, kc, nr)];
+            pack_b(v, p0, kc, j0, w, nr, &mut dst);
+            for (x, &got) in dst.iter().enumerate() {
+                let (q, p, j) = (x / (kc * nr), x % (kc * nr) / nr, x % nr);
+                let c = q * nr + j;
+                let want = if c < w { val(p0 + p, j0 + c) } else { 0.0 };
+                assert_eq!(got, want, "B at {x} (view strides {}, {})", v.row_stride, v.col_stride);
+            }
+        }
+    }
+}
