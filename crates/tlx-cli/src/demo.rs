@@ -20,7 +20,7 @@ pub struct Args {
     #[arg(long)]
     quick: bool,
     /// Seed of initial weights, shuffles and dropout.
-    #[arg(long, default_value_t = 42)]
+    #[arg(long, default_value_t = tlx_train::transfer_demo::DEFAULT_SEED)]
     seed: u64,
     /// Epochs of models A and B (default 20, the protocol's).
     #[arg(long, value_name = "N")]
