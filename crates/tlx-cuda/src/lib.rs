@@ -16,7 +16,8 @@
 //! - `ops`: launchers for every kernel with an API mirroring `tlx_cpu`'s functions — conv
 //!   (im2col + cuBLAS, col2im, depthwise), pooling, batch norm, elementwise unary/binary over
 //!   broadcast strided views, reductions, softmax and fused cross-entropy, Philox dropout, the
-//!   fused optimizer updates (tlx-optim's f32 math), mixed-precision casts and loss scaling;
+//!   fused optimizer updates (tlx-optim's f32 math), mixed-precision casts and loss scaling,
+//!   dtype conversions, gather and scatter-add along an axis;
 //! - `nvrtc`: compiling every kernel source to PTX without a GPU (the CI check,
 //!   `tests/nvrtc_compile.rs`); `philox`: the dropout generator on the host.
 //!
@@ -35,8 +36,8 @@
 //!   autograd, host↔device tensor moves and "no kernel for this op on the GPU" errors belong to
 //!   tlx-tensor; the `--device cuda` flag of the `tlx` binary, the conformance runner and the
 //!   transfer experiment on the GPU are not wired;
-//! - not covered by kernels here: index ops (gather/scatter_add/index_select/one_hot), matmul
-//!   broadcasting beyond strided batches, Nadam's/EMA/gradient-accumulation bookkeeping (the
+//! - not covered by kernels here: index_select/one_hot (gather along an axis, its scatter-add
+//!   and the dtype conversions are in `ops::index`), matmul broadcasting beyond strided batches, Nadam's/EMA/gradient-accumulation bookkeeping (the
 //!   caller's), f16/bf16 elementwise kernels (convert to f32 first);
 //! - BENCHMARKS.md numbers (VGG16/ResNet50 images/s next to PyTorch) need a GPU run.
 

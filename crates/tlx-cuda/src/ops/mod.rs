@@ -20,6 +20,7 @@
 pub mod conv;
 pub mod dropout;
 pub mod elementwise;
+pub mod index;
 pub mod mixed;
 pub mod norm;
 pub mod optim;
