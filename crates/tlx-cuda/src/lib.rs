@@ -37,8 +37,8 @@
 //!   tlx-tensor; the `--device cuda` flag of the `tlx` binary, the conformance runner and the
 //!   transfer experiment on the GPU are not wired;
 //! - not covered by kernels here: index_select/one_hot (gather along an axis, its scatter-add
-//!   and the dtype conversions are in `ops::index`), matmul broadcasting beyond strided batches, Nadam's/EMA/gradient-accumulation bookkeeping (the
-//!   caller's), f16/bf16 elementwise kernels (convert to f32 first);
+//!   and the dtype conversions are in `ops::index`), matmul broadcasting beyond strided
+//!   batches, Nadam's/EMA/gradient-accumulation bookkeeping (the caller's), f16/bf16 elementwise kernels (convert to f32 first);
 //! - BENCHMARKS.md numbers (VGG16/ResNet50 images/s next to PyTorch) need a GPU run.
 
 /// Whether this build has the CUDA backend (the `cuda` feature).
