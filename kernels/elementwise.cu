@@ -228,6 +228,41 @@ extern "C" __global__ void compare_f32(const float* a, const float* b, u8* mask,
     }
 }
 
+// The same comparison for the other element types, exactly (no conversion): integer labels
+// and indices (accuracy metrics), f64.
+template <typename T>
+__device__ __forceinline__ void compare_typed(const T* a, const T* b, u8* mask, i64 n, const Strided2& l,
+                                              int op) {
+    GRID_LOOP(i, n) {
+        i64 oa, ob;
+        strided2_offsets(l, i, &oa, &ob);
+        T x = a[oa], y = b[ob];
+        bool r;
+        switch (op) {
+            case 0: r = x == y; break;
+            case 1: r = x != y; break;
+            case 2: r = x < y; break;
+            case 3: r = x <= y; break;
+            case 4: r = x > y; break;
+            default: r = x >= y; break;
+        }
+        mask[i] = r ? 1 : 0;
+    }
+}
+
+extern "C" __global__ void compare_f64(const double* a, const double* b, u8* mask, i64 n, Strided2 l, int op) {
+    compare_typed(a, b, mask, n, l, op);
+}
+extern "C" __global__ void compare_i64(const i64* a, const i64* b, u8* mask, i64 n, Strided2 l, int op) {
+    compare_typed(a, b, mask, n, l, op);
+}
+extern "C" __global__ void compare_i32(const int* a, const int* b, u8* mask, i64 n, Strided2 l, int op) {
+    compare_typed(a, b, mask, n, l, op);
+}
+extern "C" __global__ void compare_u8(const u8* a, const u8* b, u8* mask, i64 n, Strided2 l, int op) {
+    compare_typed(a, b, mask, n, l, op);
+}
+
 // out[i] = cond[i] ? a : b; cond dense [n], a and b broadcast.
 extern "C" __global__ void where_f32(const u8* cond, const float* a, const float* b, float* out, i64 n,
                                      Strided2 l) {

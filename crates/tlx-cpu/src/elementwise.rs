@@ -36,6 +36,22 @@ pub fn unary<T: Float>(op: UnaryOp, x: &[T], out: &mut [T]) {
     }
 }
 
+/// `out[i] = relu(a[i] + b[i])` (a residual block's end; NaN stays NaN, as `UnaryOp::Relu`).
+pub fn add_relu<T: Float>(a: &[T], b: &[T], out: &mut [T]) {
+    assert!(a.len() == out.len() && b.len() == out.len(), "add_relu: lengths differ");
+    let body = |(o, (a, b)): (&mut [T], (&[T], &[T]))| {
+        o.iter_mut().zip(a.iter().zip(b)).for_each(|(o, (&a, &b))| {
+            let v = a + b;
+            *o = if v < T::zero() { T::zero() } else { v };
+        })
+    };
+    if out.len() >= crate::PARALLEL_THRESHOLD {
+        out.par_chunks_mut(CHUNK).zip(a.par_chunks(CHUNK).zip(b.par_chunks(CHUNK))).for_each(body);
+    } else {
+        body((out, (a, b)));
+    }
+}
+
 /// `grad_in[i] = grad_out[i] · f'(x[i], y[i])`.
 pub fn unary_backward<T: Float>(op: UnaryOp, x: &[T], y: &[T], grad_out: &[T], grad_in: &mut [T]) {
     let n = grad_in.len();

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Builds the host emulation of libcuda and libcublas (see README.md) and runs tlx-cuda's tests
-# on it: `crates/tlx-cuda/emu/run.sh [cargo test arguments]`. Needs g++ (C++20), python3 and
-# libnvrtc (TLX_CUDA_LIB_DIR or LD_LIBRARY_PATH, as for the NVRTC test).
+# on it: `crates/tlx-cuda/emu/run.sh [cargo test arguments]`; `run.sh --tensor [arguments]` runs
+# tlx-tensor's CUDA parity tests (crates/tlx-tensor/tests/cuda_parity.rs) instead. Needs g++
+# (C++20), python3 and libnvrtc (TLX_CUDA_LIB_DIR or LD_LIBRARY_PATH, as for the NVRTC test).
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 root="$(cd "$here/../../.." && pwd)"
@@ -14,4 +15,9 @@ g++ "${flags[@]}" -o "$out/lib/libcublas.so.12" -Wl,-soname,libcublas.so.12 "$he
 export TLX_CUDA_LIB_DIR="$out/lib${TLX_CUDA_LIB_DIR:+:$TLX_CUDA_LIB_DIR}"
 export TLX_REQUIRE_GPU=1
 cd "$root"
-cargo test -p tlx-cuda --features cuda "$@"
+if [[ "${1:-}" == "--tensor" ]]; then
+    shift
+    cargo test -p tlx-tensor --features cuda --test cuda_parity "$@"
+else
+    cargo test -p tlx-cuda --features cuda "$@"
+fi

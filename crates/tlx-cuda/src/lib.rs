@@ -15,7 +15,8 @@
 //!   accumulation;
 //! - `ops`: launchers for every kernel with an API mirroring `tlx_cpu`'s functions — conv
 //!   (im2col + cuBLAS, col2im, depthwise), pooling, batch norm, elementwise unary/binary over
-//!   broadcast strided views, reductions, softmax and fused cross-entropy, Philox dropout, the
+//!   broadcast strided views (comparisons of u8/i32/i64/f32/f64), reductions, softmax and fused
+//!   cross-entropy, Philox dropout, the
 //!   fused optimizer updates (tlx-optim's f32 math), mixed-precision casts and loss scaling,
 //!   dtype conversions, gather and scatter-add along an axis;
 //! - `nvrtc`: compiling every kernel source to PTX without a GPU (the CI check,
@@ -27,18 +28,28 @@
 //! host emulation of the driver and cuBLAS (a development check, see `emu/README.md`).
 //! `examples/cuda_bench.rs` measures GEMM and VGG16's convolutions.
 //!
+//! Done: `tlx_tensor` (feature `cuda`) has `Storage::Cuda`, `Tensor::to_device(Device::Cuda(i))`
+//! and back, and GPU dispatch of its ops and their gradients through these launchers (unary,
+//! binary, scalar, comparisons, where, copies, casts, reductions, arg extremes, matmul,
+//! conv2d/depthwise and both gradients, pooling, batch norm, softmax, dropout, gather,
+//! scatter-add, index_select/index_add, one_hot, pad, concat); mixed devices and missing
+//! kernels (f64 arithmetic, f16/bf16 without conversion) are errors naming the op. Its tests
+//! (`crates/tlx-tensor/tests/cuda_parity.rs`, `emu/run.sh --tensor`) pass on the emulation.
+//!
 //! NOT done yet (status of issue 7: blocked, needs a GPU):
 //! - no run on a real GPU yet: the parity tests have passed only on the host emulation (which
 //!   cannot see races, the device math library or real cuBLAS) and the benchmark has not run;
 //!   performance is unmeasured and untuned (direct kernels for pooling, depthwise and im2col, no
 //!   implicit GEMM, no cuDNN);
-//! - no integration into `tlx_tensor`: `Storage::Cuda`, `Device::Cuda(i)` dispatch of the ops and
-//!   autograd, host↔device tensor moves and "no kernel for this op on the GPU" errors belong to
-//!   tlx-tensor; the `--device cuda` flag of the `tlx` binary, the conformance runner and the
-//!   transfer experiment on the GPU are not wired;
-//! - not covered by kernels here: index_select/one_hot (gather along an axis, its scatter-add
-//!   and the dtype conversions are in `ops::index`), matmul broadcasting beyond strided
-//!   batches, Nadam's/EMA/gradient-accumulation bookkeeping (the caller's), f16/bf16 elementwise kernels (convert to f32 first);
+//! - above tlx-tensor nothing is wired: tlx-optim updates weights through host slices
+//!   (`Tensor::update_in_place` is an error on a GPU tensor; `ops::optim` is not called yet),
+//!   tlx-nn/tlx-train do not move models or batches, and the `--device cuda` flag of the `tlx`
+//!   binary, the conformance runner and the transfer experiment on the GPU are not wired; the
+//!   fused inference ops (`conv2d_fused`, `add_relu`) run as their composite ops on the GPU;
+//! - not covered by kernels here: f64 arithmetic (f64 tensors move, copy, convert and compare
+//!   on the GPU but ops on them are errors), `where` of non-f32 values, matmul batches that are
+//!   not evenly strided (one GEMM per matrix), Nadam's/EMA/gradient-accumulation bookkeeping
+//!   (the caller's), f16/bf16 elementwise kernels (tlx-tensor converts to f32 first);
 //! - BENCHMARKS.md numbers (VGG16/ResNet50 images/s next to PyTorch) need a GPU run.
 
 /// Whether this build has the CUDA backend (the `cuda` feature).

@@ -157,6 +157,31 @@ fn comparisons_and_where_match_exactly() {
         let mut out = ctx.alloc::<f32>(n).unwrap();
         ew::where_select(&gc, &ga, &la, &gb, &lb, &mut out).unwrap();
         assert_eq!(out.to_vec().unwrap(), want, "where {out_dims:?}");
+
+        // The same comparison on every other element type with a kernel.
+        let mut want = vec![0u8; n];
+        tlx_cpu::elementwise::compare(op, &a, &la, &b, &lb, &mut want);
+        fn typed<T: tlx_cuda::DeviceElem>(
+            ctx: &tlx_cuda::CudaContext,
+            op: CmpOp,
+            (a, la): (Vec<T>, &Layout),
+            (b, lb): (Vec<T>, &Layout),
+        ) -> Vec<u8> {
+            let (ga, gb) = (ctx.htod(&a).unwrap(), ctx.htod(&b).unwrap());
+            let mut mask = ctx.alloc::<u8>(la.numel()).unwrap();
+            ew::compare_typed(op, &ga, la, &gb, lb, &mut mask).unwrap();
+            mask.to_vec().unwrap()
+        }
+        let conv = |v: &[f32], f: &dyn Fn(f32) -> i64| v.iter().map(|&x| f(x)).collect::<Vec<i64>>();
+        // Values beyond f32's integer range, so a conversion to f32 would lose ties.
+        let big = |x: f32| (1i64 << 40) + x as i64;
+        assert_eq!(typed(&ctx, op, (conv(&a, &big), &la), (conv(&b, &big), &lb)), want, "i64 {op:?}");
+        let i32s = |v: &[f32]| v.iter().map(|&x| x as i32 - 2).collect::<Vec<i32>>();
+        assert_eq!(typed(&ctx, op, (i32s(&a), &la), (i32s(&b), &lb)), want, "i32 {op:?}");
+        let u8s = |v: &[f32]| v.iter().map(|&x| x as u8).collect::<Vec<u8>>();
+        assert_eq!(typed(&ctx, op, (u8s(&a), &la), (u8s(&b), &lb)), want, "u8 {op:?}");
+        let f64s = |v: &[f32]| v.iter().map(|&x| x as f64 + 0.25).collect::<Vec<f64>>();
+        assert_eq!(typed(&ctx, op, (f64s(&a), &la), (f64s(&b), &lb)), want, "f64 {op:?}");
     }
 }
 

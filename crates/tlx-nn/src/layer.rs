@@ -78,22 +78,24 @@ pub struct Context {
     pub rng: Rng,
     /// Activity-regularization losses produced during the pass.
     pub losses: Vec<Tensor>,
+    /// Run chains of layers as fused ops where possible (`model::fuse`; same results).
+    pub fuse: bool,
 }
 
 impl Context {
     /// Inference mode.
     pub fn inference() -> Self {
-        Context { training: false, mc_dropout: false, rng: Rng::new(0), losses: Vec::new() }
+        Context { training: false, mc_dropout: false, rng: Rng::new(0), losses: Vec::new(), fuse: true }
     }
 
     /// Inference with dropout active (Monte Carlo dropout), seeded.
     pub fn mc_dropout(seed: u64) -> Self {
-        Context { training: false, mc_dropout: true, rng: Rng::new(seed), losses: Vec::new() }
+        Context { training: false, mc_dropout: true, rng: Rng::new(seed), losses: Vec::new(), fuse: true }
     }
 
     /// Training mode with a seeded RNG.
     pub fn training(seed: u64) -> Self {
-        Context { training: true, mc_dropout: false, rng: Rng::new(seed), losses: Vec::new() }
+        Context { training: true, mc_dropout: false, rng: Rng::new(seed), losses: Vec::new(), fuse: true }
     }
 }
 
@@ -197,6 +199,11 @@ pub trait Layer: Send + Sync {
     /// Number of scalars in all weights (the "Param #" of a summary).
     fn param_count(&self) -> usize {
         self.weight_paths().iter().map(|(_, w)| w.tensor.numel()).sum()
+    }
+
+    /// What this layer contributes to a fused chain of layers (`model::fuse`), if anything.
+    fn fusion(&self) -> Option<crate::model::fuse::Fusion<'_>> {
+        None
     }
 
     /// This layer as a model, when it is one (nested models).

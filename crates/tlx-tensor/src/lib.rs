@@ -4,7 +4,9 @@
 //! memory-mapped view copied on first write), a strided layout (views share storage), a dtype,
 //! a device, and — only when grad mode is on and some input requires a gradient — the op that
 //! produced it. Ops check their arguments and return errors naming the op and shapes; the CPU
-//! kernels come from tlx-cpu. `backward` runs reverse-mode autodiff over the recorded graph.
+//! kernels come from tlx-cpu, and with the `cuda` feature tensors moved with
+//! `to_device(Device::Cuda(i))` run their ops on that GPU (see the `cuda` module). `backward` runs
+//! reverse-mode autodiff over the recorded graph.
 //!
 //! ```
 //! use tlx_tensor::{Tensor, DType};
@@ -16,6 +18,8 @@
 //! ```
 
 pub mod autograd;
+#[cfg(feature = "cuda")]
+pub mod cuda;
 pub mod gradcheck;
 mod ops;
 pub mod random;
@@ -23,6 +27,7 @@ pub mod storage;
 mod tensor;
 
 pub use autograd::{is_grad_enabled, no_grad, with_no_grad, NoGradGuard};
+pub use ops::fused::{ConvEpilogue, EpilogueAct};
 pub use random::Rng;
 pub use storage::{CpuStorage, SharedBytes, Storage, StorageElement};
 pub use tensor::{Device, Tensor, TensorId};

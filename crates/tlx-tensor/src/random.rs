@@ -118,6 +118,10 @@ impl Tensor {
         if rate == 0.0 {
             return Ok(self.clone());
         }
+        #[cfg(feature = "cuda")]
+        if let crate::Device::Cuda(dev) = self.device() {
+            return crate::cuda::dropout(self, rate, rng, dev);
+        }
         let keep = 1.0 / (1.0 - rate);
         let mask: Vec<f64> =
             (0..self.numel()).map(|_| if rng.uniform() >= rate { keep } else { 0.0 }).collect();

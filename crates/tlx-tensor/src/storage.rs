@@ -1,5 +1,6 @@
-//! Tensor storage: owned CPU buffers of each element type, and read-only memory-mapped bytes
-//! (a weights file) that are copied into an owned buffer on the first write.
+//! Tensor storage: owned CPU buffers of each element type, read-only memory-mapped bytes
+//! (a weights file) that are copied into an owned buffer on the first write, and — with the
+//! `cuda` feature — typed device buffers (`Storage::Cuda`, see [`crate::cuda`]).
 
 use half::{bf16, f16};
 use std::sync::Arc;
@@ -42,6 +43,10 @@ pub enum Storage {
     Cpu(CpuStorage),
     /// Read-only view into memory-mapped bytes; replaced by `Cpu` on the first write.
     Mapped(MappedStorage),
+    /// A typed buffer in a GPU's memory (the `cuda` feature). Host reads of it fail here
+    /// ([`Storage::as_slice`]); `Tensor::to_vec` and `Tensor::with_slice` copy it to the host.
+    #[cfg(feature = "cuda")]
+    Cuda(crate::cuda::CudaStorage),
 }
 
 /// Element types that have a `CpuStorage` variant.
@@ -207,6 +212,8 @@ impl Storage {
         match self {
             Storage::Cpu(c) => c.dtype(),
             Storage::Mapped(m) => m.dtype,
+            #[cfg(feature = "cuda")]
+            Storage::Cuda(c) => c.dtype(),
         }
     }
 
@@ -215,12 +222,23 @@ impl Storage {
         match self {
             Storage::Cpu(c) => c.len(),
             Storage::Mapped(m) => m.len,
+            #[cfg(feature = "cuda")]
+            Storage::Cuda(c) => c.len(),
         }
     }
 
     /// True when there are no elements.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+
+    /// Where the elements live.
+    pub fn device(&self) -> crate::Device {
+        match self {
+            #[cfg(feature = "cuda")]
+            Storage::Cuda(c) => crate::Device::Cuda(c.device()),
+            _ => crate::Device::Cpu,
+        }
     }
 
     /// True for memory-mapped (not yet copied) storage.
@@ -240,6 +258,8 @@ impl Storage {
                 // Alignment was checked when the mapped storage was created.
                 Ok(bytemuck::cast_slice(m.bytes()))
             }
+            #[cfg(feature = "cuda")]
+            Storage::Cuda(c) => Err(c.host_access_error(op)),
         }
     }
 
@@ -253,6 +273,8 @@ impl Storage {
             Storage::Cpu(c) => T::slice_mut(c)
                 .ok_or_else(|| Error::dtype(op, format!("expected {} storage, found {found}", T::DTYPE))),
             Storage::Mapped(_) => unreachable!("mapped storage was just copied"),
+            #[cfg(feature = "cuda")]
+            Storage::Cuda(c) => Err(c.host_access_error(op)),
         }
     }
 }

@@ -70,6 +70,7 @@ impl Tensor {
         storage: Arc<RwLock<Storage>>,
         layout: Layout,
         dtype: DType,
+        device: Device,
         op: Option<Op>,
     ) -> Tensor {
         let tracked = op.is_some();
@@ -78,7 +79,7 @@ impl Tensor {
             storage,
             layout,
             dtype,
-            device: Device::Cpu,
+            device,
             op,
             requires_grad: AtomicBool::new(tracked),
             grad: Mutex::new(None),
@@ -90,13 +91,33 @@ impl Tensor {
         debug_assert_eq!(storage.len(), shape.numel());
         let dtype = storage.dtype();
         let op = op.filter(autograd::should_record);
-        Tensor::from_parts(Arc::new(RwLock::new(Storage::Cpu(storage))), Layout::contiguous(shape), dtype, op)
+        Tensor::from_parts(
+            Arc::new(RwLock::new(Storage::Cpu(storage))),
+            Layout::contiguous(shape),
+            dtype,
+            Device::Cpu,
+            op,
+        )
+    }
+
+    /// A new contiguous tensor owning GPU `storage` (`op` already filtered by the caller).
+    #[cfg(feature = "cuda")]
+    pub(crate) fn from_cuda(storage: crate::cuda::CudaStorage, shape: Shape, op: Option<Op>) -> Tensor {
+        debug_assert_eq!(storage.len(), shape.numel());
+        let (dtype, device) = (storage.dtype(), Device::Cuda(storage.device()));
+        Tensor::from_parts(
+            Arc::new(RwLock::new(Storage::Cuda(storage))),
+            Layout::contiguous(shape),
+            dtype,
+            device,
+            op,
+        )
     }
 
     /// A view sharing this tensor's storage with another layout (records `op` if tracked).
     pub(crate) fn view_with(&self, layout: Layout, op: Op) -> Tensor {
         let op = Some(op).filter(autograd::should_record);
-        Tensor::from_parts(self.0.storage.clone(), layout, self.0.dtype, op)
+        Tensor::from_parts(self.0.storage.clone(), layout, self.0.dtype, self.0.device, op)
     }
 
     /// A tensor from a vector and a shape.
@@ -148,12 +169,23 @@ impl Tensor {
         Tensor::full(shape, 1.0, dtype)
     }
 
-    /// Zeros with this tensor's shape and dtype.
+    /// A tensor of `shape` filled with `value` converted to `dtype`, on `device`.
+    pub fn full_on(shape: impl Into<Shape>, value: f64, dtype: DType, device: Device) -> Result<Tensor> {
+        Tensor::full(shape, value, dtype).to_device(device)
+    }
+
+    /// Zeros of `shape` and `dtype` on `device`.
+    pub fn zeros_on(shape: impl Into<Shape>, dtype: DType, device: Device) -> Result<Tensor> {
+        Tensor::full_on(shape, 0.0, dtype, device)
+    }
+
+    /// Zeros with this tensor's shape and dtype, on the CPU (see [`Tensor::zeros_on`] for
+    /// another device).
     pub fn zeros_like(&self) -> Tensor {
         Tensor::zeros(self.shape().clone(), self.dtype())
     }
 
-    /// Ones with this tensor's shape and dtype.
+    /// Ones with this tensor's shape and dtype, on the CPU.
     pub fn ones_like(&self) -> Tensor {
         Tensor::ones(self.shape().clone(), self.dtype())
     }
@@ -179,7 +211,13 @@ impl Tensor {
     ) -> Result<Tensor> {
         let shape = shape.into();
         let storage = Storage::from_shared_bytes(bytes, byte_offset, dtype, shape.numel())?;
-        Ok(Tensor::from_parts(Arc::new(RwLock::new(storage)), Layout::contiguous(shape), dtype, None))
+        Ok(Tensor::from_parts(
+            Arc::new(RwLock::new(storage)),
+            Layout::contiguous(shape),
+            dtype,
+            Device::Cpu,
+            None,
+        ))
     }
 
     // ----- accessors ----------------------------------------------------------------------
@@ -258,10 +296,11 @@ impl Tensor {
         f(&s, &self.0.layout)
     }
 
-    /// Calls `f` with the dense elements of this tensor (copies only if it is a strided view).
+    /// Calls `f` with the dense elements of this tensor (copies only if it is a strided view,
+    /// or to the host if it is on a GPU).
     pub fn with_slice<T: StorageElement, R>(&self, f: impl FnOnce(&[T]) -> R) -> Result<R> {
         check_dtype::<T>(self, "with_slice")?;
-        if let Some(range) = self.0.layout.contiguous_range() {
+        if let (Some(range), Device::Cpu) = (self.0.layout.contiguous_range(), self.device()) {
             let s = self.read_storage()?;
             return Ok(f(&s.as_slice::<T>("with_slice")?[range]));
         }
@@ -269,10 +308,18 @@ impl Tensor {
         Ok(f(&v))
     }
 
-    /// The elements in row-major order as a vector of exactly `T` (no conversion).
+    /// The elements in row-major order as a vector of exactly `T` (no conversion). A tensor
+    /// on a GPU is copied to the host.
     pub fn to_vec<T: StorageElement>(&self) -> Result<Vec<T>> {
         check_dtype::<T>(self, "to_vec")?;
         let s = self.read_storage()?;
+        #[cfg(feature = "cuda")]
+        if let Storage::Cuda(c) = &*s {
+            let host = c.download(&self.0.layout)?;
+            return T::slice(&host)
+                .map(|v| v.to_vec())
+                .ok_or_else(|| Error::dtype("to_vec", format!("device storage is not {}", T::DTYPE)));
+        }
         let data = s.as_slice::<T>("to_vec")?;
         let mut out = vec![T::default(); self.numel()];
         tlx_cpu::copy::copy_strided(data, &self.0.layout, &mut out);
@@ -300,13 +347,60 @@ impl Tensor {
         Ok(self.to_vec_f64()?[0])
     }
 
-    /// Moves to `device`. Only the CPU exists in this build.
+    /// Moves to `device`. Only the CPU exists in this build (without the `cuda` feature).
+    #[cfg(not(feature = "cuda"))]
     pub fn to_device(&self, device: Device) -> Result<Tensor> {
         match device {
             Device::Cpu => Ok(self.clone()),
             Device::Cuda(i) => Err(Error::Device(format!(
                 "cannot move a tensor to cuda:{i}: this build has no CUDA backend (enable the `cuda` feature)"
             ))),
+        }
+    }
+
+    /// This tensor on `device`: itself when it is already there, else a dense copy (host to
+    /// GPU straight from owned or memory-mapped bytes, GPU to host, GPU to GPU through the
+    /// host). Gradients flow back to the original device.
+    #[cfg(feature = "cuda")]
+    pub fn to_device(&self, device: Device) -> Result<Tensor> {
+        use crate::cuda::CudaStorage;
+        if device == self.device() {
+            return Ok(self.clone());
+        }
+        let op = Some(Op::ToDevice { x: self.clone() }).filter(autograd::should_record);
+        let shape = self.shape().clone();
+        let whole = |t: &Tensor, len: usize| t.0.layout.contiguous_range() == Some(0..len);
+        match (self.device(), device) {
+            (Device::Cpu, Device::Cuda(i)) => {
+                let src = if whole(self, self.read_storage()?.len()) {
+                    self.clone()
+                } else {
+                    self.contiguous_copy()?
+                };
+                let st = CudaStorage::upload(i, &*src.read_storage()?)?;
+                Ok(Tensor::from_cuda(st, shape, op))
+            }
+            (Device::Cuda(_), Device::Cpu) => {
+                let host = match &*self.read_storage()? {
+                    Storage::Cuda(c) => c.download(&self.0.layout)?,
+                    _ => unreachable!("a cuda tensor has device storage"),
+                };
+                Ok(Tensor::from_storage(host, shape, op))
+            }
+            (Device::Cuda(_), Device::Cuda(_)) => {
+                let moved = crate::with_no_grad(|| self.to_device(Device::Cpu)?.to_device(device))?;
+                Ok(match op {
+                    Some(op) => Tensor::from_parts(
+                        moved.0.storage.clone(),
+                        moved.0.layout.clone(),
+                        moved.dtype(),
+                        device,
+                        Some(op),
+                    ),
+                    None => moved,
+                })
+            }
+            (Device::Cpu, Device::Cpu) => unreachable!("same device returned above"),
         }
     }
 
@@ -325,6 +419,7 @@ impl Tensor {
             || !same_len(src)
             || !same_len(self)
             || Arc::ptr_eq(&self.0.storage, &src.0.storage)
+            || src.device() != self.device()
         {
             return self.assign(src);
         }
@@ -343,9 +438,14 @@ impl Tensor {
             ));
         }
         // Materialise first so a source sharing our storage cannot deadlock the write lock.
-        let src = src.to_dtype(self.dtype())?.contiguous_copy()?;
+        let src =
+            crate::with_no_grad(|| src.to_device(self.device())?.to_dtype(self.dtype())?.contiguous_copy())?;
         let src_guard = src.read_storage()?;
         let mut dst = self.write_storage()?;
+        #[cfg(feature = "cuda")]
+        if let (Storage::Cuda(d), Storage::Cuda(s)) = (&mut *dst, &*src_guard) {
+            return d.scatter_from(s, &self.0.layout);
+        }
         macro_rules! write_typed {
             ($t:ty) => {{
                 let from = src_guard.as_slice::<$t>("assign")?;
@@ -371,6 +471,8 @@ impl Tensor {
     /// The tensor must be contiguous; mapped storage is copied first.
     pub fn update_in_place<T: StorageElement, R>(&self, f: impl FnOnce(&mut [T]) -> R) -> Result<R> {
         check_dtype::<T>(self, "update_in_place")?;
+        #[cfg(feature = "cuda")]
+        crate::cuda::no_kernel("update_in_place", &[self])?;
         let range = self.0.layout.contiguous_range().ok_or_else(|| {
             Error::invalid("update_in_place", format!("tensor of shape {} is a strided view", self.shape()))
         })?;
@@ -433,7 +535,7 @@ impl Tensor {
 
     /// The same values with no history: gradients stop here. Shares storage.
     pub fn detach(&self) -> Tensor {
-        Tensor::from_parts(self.0.storage.clone(), self.0.layout.clone(), self.0.dtype, None)
+        Tensor::from_parts(self.0.storage.clone(), self.0.layout.clone(), self.0.dtype, self.0.device, None)
     }
 
     pub(crate) fn op(&self) -> Option<&Op> {

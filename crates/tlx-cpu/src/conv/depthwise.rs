@@ -8,7 +8,7 @@
 //! or of input (input gradient, gathered so no two tasks write the same element) are split
 //! across rayon tasks.
 
-use super::Tuning;
+use super::{Epilogue, Tuning};
 use crate::simd::{axpy_mul, madd, multiversion};
 use rayon::prelude::*;
 use tlx_core::{Conv2dGeometry, Float};
@@ -61,20 +61,28 @@ pub(super) fn forward<T: Float>(
     input: &[T],
     kernel: &[T],
     bias: Option<&[T]>,
+    ep: Option<&Epilogue<'_, T>>,
     out: &mut [T],
     t: &Tuning,
 ) {
     let row_len = g.out_w * g.c_out;
     let work = out.len() * g.kh * g.kw;
+    let finish = |o: &mut [T]| {
+        if let Some(ep) = ep {
+            ep.apply(o, g.c_out);
+        }
+    };
     let init = || vec![T::zero(); expand_len(g)];
     if t.parallel(work) {
-        out.par_chunks_mut(row_len)
-            .enumerate()
-            .for_each_init(init, |exp, (row, o)| forward_row(g, input, kernel, bias, row, o, exp));
+        out.par_chunks_mut(row_len).enumerate().for_each_init(init, |exp, (row, o)| {
+            forward_row(g, input, kernel, bias, row, o, exp);
+            finish(o);
+        });
     } else {
         let mut exp = init();
         for (row, o) in out.chunks_mut(row_len).enumerate() {
             forward_row(g, input, kernel, bias, row, o, &mut exp);
+            finish(o);
         }
     }
 }

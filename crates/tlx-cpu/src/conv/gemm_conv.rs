@@ -14,7 +14,7 @@
 //! each are parallel inside.
 
 use super::im2col::{col2im_add, im2col};
-use super::Tuning;
+use super::{Epilogue, Tuning};
 use crate::gemm::{gemm, gemm_serial, MatRef};
 use crate::par::{self, SharedMut};
 use rayon::prelude::*;
@@ -64,19 +64,25 @@ fn product<T: Float>(parallel: bool, a: MatRef<'_, T>, b: MatRef<'_, T>, beta: T
     }
 }
 
-/// Forward: `out` `[n·out_h·out_w, c_out]` (overwritten).
+/// Forward: `out` `[n·out_h·out_w, c_out]` (overwritten), each tile finished by `ep`.
+/// Pointwise convolutions (1×1, stride 1, unpadded, ungrouped) read their rows of the input
+/// as the GEMM's A directly, with no im2col.
 pub(super) fn forward<T: Float>(
     g: &Conv2dGeometry,
     input: &[T],
     kernel: &[T],
     bias: Option<&[T]>,
+    ep: Option<&Epilogue<'_, T>>,
     out: &mut [T],
     t: &Tuning,
 ) {
     let k_row = g.kh * g.kw * g.c_in_per_group();
     let m = g.n * g.out_h * g.out_w;
     let parallel = t.parallel(m * k_row * g.c_out);
-    let plan = TilePlan::new(m, k_row, parallel, t);
+    let pointwise = g.is_pointwise();
+    // A pointwise tile needs no column buffer: its budget bounds the output tile instead,
+    // which the epilogue then finds in cache.
+    let plan = TilePlan::new(m, if pointwise { g.c_out } else { k_row }, parallel, t);
     let beta = if bias.is_some() { T::one() } else { T::zero() };
     // One tile: out_tile [rows, c_out] for output rows r0..r0+rows.
     let tile = |col: &mut [T], r0: usize, out_tile: &mut [T], inner: bool| {
@@ -85,19 +91,28 @@ pub(super) fn forward<T: Float>(
             super::fill_bias(out_tile, g.c_out, bias);
         }
         for grp in 0..g.groups {
-            im2col(g, input, grp, r0, rows, col, inner);
-            let a = MatRef::row_major(&col[..rows * k_row], rows, k_row);
+            let a = if pointwise {
+                // [rows, c_in] rows of the input
+                MatRef::row_major(&input[r0 * g.c_in..(r0 + rows) * g.c_in], rows, g.c_in)
+            } else {
+                im2col(g, input, grp, r0, rows, col, inner);
+                MatRef::row_major(&col[..rows * k_row], rows, k_row)
+            };
             let cog = g.c_out_per_group();
             product(inner, a, kernel_group(g, kernel, grp), beta, &mut out_tile[grp * cog..], g.c_out);
         }
+        if let Some(ep) = ep {
+            ep.apply(out_tile, g.c_out);
+        }
     };
     let chunk = plan.rows * g.c_out;
+    let col_len = if pointwise { 0 } else { plan.rows * k_row };
     if plan.across_tiles {
         out.par_chunks_mut(chunk).enumerate().for_each(|(i, o)| {
-            par::with_scratch(plan.rows * k_row, |col| tile(col, i * plan.rows, o, false));
+            par::with_scratch(col_len, |col| tile(col, i * plan.rows, o, false));
         });
     } else {
-        par::with_scratch(plan.rows * k_row, |col| {
+        par::with_scratch(col_len, |col| {
             for (i, o) in out.chunks_mut(chunk).enumerate() {
                 tile(col, i * plan.rows, o, parallel);
             }

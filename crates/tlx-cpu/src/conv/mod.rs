@@ -15,8 +15,13 @@
 //!   im2colᵀ × grad_out accumulated over tiles for the kernel gradient).
 //!
 //! Work above `crate::PARALLEL_THRESHOLD` multiply-adds runs on the rayon pool.
+//!
+//! Inference runs [`conv2d_forward_fused`]: the same paths with an [`Epilogue`] (a folded
+//! BatchNormalization and a ReLU) applied to each output tile or row as soon as it is
+//! computed, instead of three more passes over the output.
 
 mod depthwise;
+mod epilogue;
 mod gemm_conv;
 mod im2col;
 mod small_k;
@@ -24,6 +29,7 @@ mod small_k;
 mod tests;
 
 use crate::gemm::{gemm, MatRef};
+pub use epilogue::{Epilogue, EpilogueAct};
 use tlx_core::{Conv2dGeometry, Float};
 
 /// Knobs of the tiling and threading decisions (tests shrink them to reach every path on
@@ -82,7 +88,22 @@ pub fn conv2d_forward<T: Float>(
     bias: Option<&[T]>,
     out: &mut [T],
 ) {
-    forward_with(g, input, kernel, bias, out, &Tuning::new())
+    forward_with(g, input, kernel, bias, None, out, &Tuning::new())
+}
+
+/// The convolution without bias followed by `ep` (bias, scale, shift, activation) per output
+/// channel, applied tile by tile: bit-identical to the convolution and then each step as a
+/// separate pass over the output.
+pub fn conv2d_forward_fused<T: Float>(
+    g: &Conv2dGeometry,
+    input: &[T],
+    kernel: &[T],
+    ep: &Epilogue<'_, T>,
+    out: &mut [T],
+) {
+    ep.check(g.c_out);
+    let ep = (!ep.is_identity()).then_some(ep);
+    forward_with(g, input, kernel, None, ep, out, &Tuning::new())
 }
 
 /// Gradient with respect to the input (overwrites `grad_input`).
@@ -118,6 +139,7 @@ pub(crate) fn forward_with<T: Float>(
     input: &[T],
     kernel: &[T],
     bias: Option<&[T]>,
+    ep: Option<&Epilogue<'_, T>>,
     out: &mut [T],
     t: &Tuning,
 ) {
@@ -130,8 +152,14 @@ pub(crate) fn forward_with<T: Float>(
     }
     if kernel.is_empty() {
         fill_bias(out, g.c_out, bias);
+        if let Some(ep) = ep {
+            ep.apply(out, g.c_out);
+        }
     } else if g.is_depthwise() {
-        depthwise::forward(g, input, kernel, bias, out, t);
+        depthwise::forward(g, input, kernel, bias, ep, out, t);
+    } else if g.is_pointwise() && ep.is_some() {
+        // In tiles of rows, each finished by the epilogue while in cache.
+        gemm_conv::forward(g, input, kernel, bias, ep, out, t);
     } else if g.is_pointwise() {
         // [n·h·w, c_in] × [c_in, c_out] → [n·h·w, c_out]
         let m = g.n * g.h * g.w;
@@ -142,9 +170,9 @@ pub(crate) fn forward_with<T: Float>(
         let (x, w) = (MatRef::row_major(input, m, g.c_in), MatRef::row_major(kernel, g.c_in, g.c_out));
         gemm(T::one(), x, w, beta, out, g.c_out);
     } else if g.groups == 1 && g.kh * g.kw * g.c_in <= small_k::MAX_K {
-        small_k::forward(g, input, kernel, bias, out, t);
+        small_k::forward(g, input, kernel, bias, ep, out, t);
     } else {
-        gemm_conv::forward(g, input, kernel, bias, out, t);
+        gemm_conv::forward(g, input, kernel, bias, ep, out, t);
     }
 }
 

@@ -6,7 +6,7 @@
 //! element once, bias included.
 
 use super::im2col::im2col;
-use super::Tuning;
+use super::{Epilogue, Tuning};
 use crate::par;
 use crate::simd::madd;
 use rayon::prelude::*;
@@ -25,6 +25,7 @@ pub(super) fn forward<T: Float>(
     input: &[T],
     kernel: &[T],
     bias: Option<&[T]>,
+    ep: Option<&Epilogue<'_, T>>,
     out: &mut [T],
     t: &Tuning,
 ) {
@@ -37,6 +38,9 @@ pub(super) fn forward<T: Float>(
             im2col(g, input, 0, row * g.out_w, g.out_w, patch, false);
             row_product(patch, kernel, bias, k_row, g.c_out, o);
         });
+        if let Some(ep) = ep {
+            ep.apply(o, g.c_out);
+        }
     };
     if t.parallel(out.len() * k_row) {
         out.par_chunks_mut(row_len).enumerate().for_each(body);

@@ -57,7 +57,7 @@ fn check(g: &Conv2dGeometry, with_bias: bool, t: &Tuning, seed: u64) {
     reference::conv2d_backward_kernel(g, &x, &dy, &mut want_dk);
 
     let mut y = vec![f64::NAN; dy.len()];
-    forward_with(g, &x, &k, bias.as_deref(), &mut y, t);
+    forward_with(g, &x, &k, bias.as_deref(), None, &mut y, t);
     assert_close("forward f64", &y, &want_y, 1e-12);
     let mut dx = vec![f64::NAN; x.len()];
     backward_input_with(g, &dy, &k, &mut dx, t);
@@ -69,14 +69,36 @@ fn check(g: &Conv2dGeometry, with_bias: bool, t: &Tuning, seed: u64) {
     let (x32, k32, dy32) = (to32(&x), to32(&k), to32(&dy));
     let b32 = bias.as_deref().map(to32);
     let mut y = vec![f32::NAN; dy.len()];
-    forward_with(g, &x32, &k32, b32.as_deref(), &mut y, t);
+    forward_with(g, &x32, &k32, b32.as_deref(), None, &mut y, t);
     assert_close("forward f32", &y, &want_y, 1e-5);
+    check_fused(g, &x32, &k32, b32.as_deref(), t, seed);
     let mut dx = vec![f32::NAN; x.len()];
     backward_input_with(g, &dy32, &k32, &mut dx, t);
     assert_close("backward_input f32", &dx, &want_dx, 1e-5);
     let mut dk = vec![f32::NAN; k.len()];
     backward_kernel_with(g, &x32, &dy32, &mut dk, t);
     assert_close("backward_kernel f32", &dk, &want_dk, 1e-5);
+}
+
+/// The fused forward equals the plain one (no bias) followed by the epilogue, bit for bit,
+/// for every mix of bias, scale, shift and activation.
+fn check_fused(g: &Conv2dGeometry, x: &[f32], k: &[f32], bias: Option<&[f32]>, t: &Tuning, seed: u64) {
+    let mut plain = vec![f32::NAN; g.output_shape().iter().product()];
+    forward_with(g, x, k, None, None, &mut plain, t);
+    let scale = to32(&fill(g.c_out, seed + 4));
+    let shift = to32(&fill(g.c_out, seed + 5));
+    let act = [EpilogueAct::Linear, EpilogueAct::Relu, EpilogueAct::Relu6][seed as usize % 3];
+    let ep = Epilogue {
+        bias,
+        scale: seed.is_multiple_of(2).then_some(&scale[..]),
+        shift: (seed % 4 < 2).then_some(&shift[..]),
+        act,
+    };
+    let mut want = plain.to_vec();
+    ep.apply(&mut want, g.c_out);
+    let mut got = vec![f32::NAN; plain.len()];
+    forward_with(g, x, k, None, Some(&ep), &mut got, t);
+    assert_eq!(got, want, "fused forward with {ep:?} differs from the separate epilogue");
 }
 
 fn padding() -> impl Strategy<Value = Padding> {

@@ -165,11 +165,11 @@ fn cmp_code(op: CmpOp) -> i32 {
 
 /// Checks two operand views broadcast to one shape of `n` elements and returns their kernel
 /// form.
-fn operands(
+fn operands<T: DeviceElem>(
     op: &'static str,
-    a: &DeviceBuf<f32>,
+    a: &DeviceBuf<T>,
     la: &Layout,
-    b: &DeviceBuf<f32>,
+    b: &DeviceBuf<T>,
     lb: &Layout,
     n: usize,
 ) -> Result<Strided2> {
@@ -276,6 +276,40 @@ pub fn compare(
     // SAFETY: compare_f32(const float*, const float*, u8*, i64, Strided2, int): views inside
     // their buffers, n bytes of mask written.
     unsafe { ctx.launch(FILE, "compare_f32", grid(n), &args) }
+}
+
+/// [`compare`] for u8, i32, i64, f32 and f64 elements (exact: no conversion), e.g. integer
+/// labels against argmax indices. f16/bf16 have no kernel (convert to f32 first).
+pub fn compare_typed<T: DeviceElem>(
+    op: CmpOp,
+    a: &DeviceBuf<T>,
+    la: &Layout,
+    b: &DeviceBuf<T>,
+    lb: &Layout,
+    out: &mut DeviceBuf<u8>,
+) -> Result<()> {
+    const OP: &str = "compare";
+    let function = match T::DTYPE {
+        tlx_core::DType::F32 => "compare_f32",
+        tlx_core::DType::F64 => "compare_f64",
+        tlx_core::DType::I64 => "compare_i64",
+        tlx_core::DType::I32 => "compare_i32",
+        tlx_core::DType::U8 => "compare_u8",
+        other => return Err(Error::invalid(OP, format!("no comparison kernel for {other}"))),
+    };
+    let ctx = out.context().clone();
+    let n = out.len();
+    let l = operands(OP, a, la, b, lb, n)?;
+    let (pa, pb, po) = (a.arg(&ctx, OP, "a", 0)?, b.arg(&ctx, OP, "b", 0)?, out.arg(&ctx, OP, "out", n)?);
+    if n == 0 {
+        return Ok(());
+    }
+    let mut args = KernelArgs::new();
+    args.ptr(pa).ptr(pb).ptr(po).val(n as i64).val(l).val(cmp_code(op));
+    // SAFETY: compare_{f32,f64,i64,i32,u8}(const T*, const T*, u8*, i64, Strided2, int), the
+    // kernel picked by T's dtype: views inside their buffers (check_layout), n bytes of mask
+    // written.
+    unsafe { ctx.launch(FILE, function, grid(n), &args) }
 }
 
 /// `out = cond ? a : b`; `cond` is dense in the output shape, `la`/`lb` are broadcast to it.

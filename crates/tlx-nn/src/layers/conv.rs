@@ -7,9 +7,10 @@ use crate::config::ConfigReader;
 use crate::error::{Error, Result};
 use crate::initializers::Initializer;
 use crate::layer::{expect_inputs, Context, Layer, LayerBase, ShapeSpec};
+use crate::model::fuse::Fusion;
 use crate::regularizers::Regularizer;
 use serde_json::{json, Value};
-use tlx_tensor::{Padding, Rng, Tensor};
+use tlx_tensor::{EpilogueAct, Padding, Rng, Tensor};
 
 /// Window geometry shared by the convolution layers.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -146,6 +147,15 @@ impl Conv2D {
     }
 }
 
+/// The epilogue activation for a layer's activation, if it has one.
+fn fusable_activation(a: &Activation) -> Option<EpilogueAct> {
+    match a {
+        Activation::Linear => Some(EpilogueAct::Linear),
+        Activation::Unary(op) => crate::model::fuse::epilogue_act(op),
+        _ => None,
+    }
+}
+
 impl Layer for Conv2D {
     fn base(&self) -> &LayerBase {
         &self.base
@@ -155,6 +165,23 @@ impl Layer for Conv2D {
     }
     fn class_name(&self) -> &'static str {
         "Conv2D"
+    }
+
+    fn fusion(&self) -> Option<Fusion<'_>> {
+        let act = fusable_activation(&self.activation)?;
+        if self.activity.is_some() || !self.base.built {
+            return None;
+        }
+        let w = self.window;
+        Some(Fusion::Conv {
+            kernel: self.base.weight("kernel").clone(),
+            bias: self.base.weight_opt("bias"),
+            strides: w.strides,
+            dilation: w.dilation,
+            padding: w.padding,
+            groups: self.groups,
+            act,
+        })
     }
 
     fn build(&mut self, input_shapes: &[ShapeSpec], rng: &mut Rng) -> Result<()> {
@@ -282,6 +309,25 @@ impl Layer for DepthwiseConv2D {
     }
     fn class_name(&self) -> &'static str {
         "DepthwiseConv2D"
+    }
+
+    fn fusion(&self) -> Option<Fusion<'_>> {
+        let act = fusable_activation(&self.activation)?;
+        if self.activity.is_some() || !self.base.built {
+            return None;
+        }
+        let k = self.base.weight("kernel");
+        let [kh, kw, c, m] = <[usize; 4]>::try_from(k.dims()).ok()?;
+        let w = self.window;
+        Some(Fusion::Conv {
+            kernel: k.reshape([kh, kw, 1, c * m]).ok()?,
+            bias: self.base.weight_opt("bias"),
+            strides: w.strides,
+            dilation: w.dilation,
+            padding: w.padding,
+            groups: c,
+            act,
+        })
     }
 
     fn build(&mut self, input_shapes: &[ShapeSpec], rng: &mut Rng) -> Result<()> {

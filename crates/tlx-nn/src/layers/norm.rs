@@ -6,6 +6,7 @@ use crate::config::ConfigReader;
 use crate::error::{Error, Result};
 use crate::initializers::Initializer;
 use crate::layer::{expect_inputs, Context, Layer, LayerBase, ShapeSpec};
+use crate::model::fuse::Fusion;
 use serde_json::{json, Value};
 use tlx_tensor::{with_no_grad, Rng, Tensor};
 
@@ -106,6 +107,21 @@ impl Layer for BatchNormalization {
     }
     fn class_name(&self) -> &'static str {
         "BatchNormalization"
+    }
+
+    fn fusion(&self) -> Option<Fusion<'_>> {
+        // Fused chains start at a convolution, whose output is NHWC: the channel axis is 3.
+        if !(self.axis == -1 || self.axis == 3) || !self.base.built {
+            return None; // other axes take the layer's own path (and its error)
+        }
+        Some(Fusion::BatchNorm {
+            gamma: self.base.weight_opt("gamma"),
+            beta: self.base.weight_opt("beta"),
+            mean: self.base.weight("moving_mean"),
+            var: self.base.weight("moving_variance"),
+            eps: self.epsilon,
+            trainable: self.base.trainable,
+        })
     }
 
     fn build(&mut self, input_shapes: &[ShapeSpec], rng: &mut Rng) -> Result<()> {

@@ -7,6 +7,7 @@ use crate::activation::Activation;
 use crate::config::ConfigReader;
 use crate::error::{Error, Result};
 use crate::layer::{Context, Layer, LayerBase, Logits, ShapeSpec};
+use crate::model::fuse::Fusion;
 use serde_json::{json, Value};
 use tlx_tensor::{Padding, Rng, Tensor, UnaryOp};
 
@@ -297,6 +298,19 @@ fn pool_dim(n: Option<usize>, k: usize, s: usize, p: Padding) -> Option<usize> {
 }
 
 impl Layer for Stateless {
+    fn fusion(&self) -> Option<Fusion<'_>> {
+        match &self.op {
+            StatelessOp::Activation(Activation::Unary(op)) => {
+                crate::model::fuse::epilogue_act(op).map(Fusion::Act)
+            }
+            StatelessOp::Merge(Merge::Add) => Some(Fusion::Add),
+            &StatelessOp::ZeroPadding { top, bottom, left, right } => {
+                Some(Fusion::Pad(top, bottom, left, right))
+            }
+            _ => None,
+        }
+    }
+
     fn base(&self) -> &LayerBase {
         &self.base
     }

@@ -13,6 +13,7 @@
 //! [`load`] loads Keras weight files, [`trainable`] freezes and unfreezes, [`summary`] prints.
 
 pub mod cut;
+pub mod fuse;
 pub mod graph;
 pub mod keras;
 pub mod load;
@@ -365,7 +366,10 @@ impl Model {
         if let Some((j, v)) = preset {
             values[j] = Some(v);
         }
-        for j in start..end {
+        // Consumers of every node's value (outputs count), for fusion.
+        let uses = self.use_counts(end);
+        let mut j = start;
+        while j < end {
             let node = &self.nodes[j];
             let args: Vec<Tensor> = node
                 .inputs
@@ -383,13 +387,21 @@ impl Model {
                 })
                 .collect::<Result<_>>()?;
             let layer = &self.layers[node.layer];
-            let (y, lg) = if logits && output_nodes.contains(&j) {
-                layer.call_with_logits(&args, ctx)?
+            let fused = self.run_fused(j, &args, &uses, end, ctx)?;
+            let last = if let Some((y, last)) = fused {
+                values[last] = Some(y);
+                last
             } else {
-                (layer.call(&args, ctx)?, None)
+                let (y, lg) = if logits && output_nodes.contains(&j) {
+                    layer.call_with_logits(&args, ctx)?
+                } else {
+                    (layer.call(&args, ctx)?, None)
+                };
+                values[j] = Some(y);
+                out_logits[j] = lg;
+                j
             };
-            values[j] = Some(y);
-            out_logits[j] = lg;
+            // A fused chain's inner nodes read only the node before them (never stored).
             for s in &node.inputs {
                 if let Source::Node(k) = s {
                     if last_use[*k] == j {
@@ -397,6 +409,7 @@ impl Model {
                     }
                 }
             }
+            j = last + 1;
         }
         Ok((values, out_logits))
     }

@@ -60,6 +60,11 @@ pub(crate) enum Op {
     Cast {
         x: Tensor,
     },
+    /// A move to another device; the gradient is moved back.
+    #[cfg_attr(not(feature = "cuda"), allow(dead_code))]
+    ToDevice {
+        x: Tensor,
+    },
     Concat {
         xs: Vec<Tensor>,
         axis: usize,
@@ -126,6 +131,7 @@ impl Op {
             Op::BroadcastTo { .. } => "broadcast_to",
             Op::Copy { .. } => "contiguous",
             Op::Cast { .. } => "to_dtype",
+            Op::ToDevice { .. } => "to_device",
             Op::Concat { .. } => "concat",
             Op::Pad { .. } => "pad",
             Op::IndexSelect { .. } => "index_select",
@@ -151,6 +157,7 @@ impl Op {
             | Op::BroadcastTo { x }
             | Op::Copy { x }
             | Op::Cast { x }
+            | Op::ToDevice { x }
             | Op::Pad { x, .. }
             | Op::IndexSelect { x, .. }
             | Op::Gather { x, .. }
@@ -243,7 +250,7 @@ impl Tensor {
                 self.shape()
             )));
         }
-        self.backward_with(&self.ones_like())
+        self.backward_with(&Tensor::full_on(self.shape().clone(), 1.0, self.dtype(), self.device())?)
     }
 
     /// Backpropagates `grad` (the gradient of some objective with respect to this tensor).
@@ -253,6 +260,13 @@ impl Tensor {
                 "gradient of shape {} does not match tensor of shape {}",
                 grad.shape(),
                 self.shape()
+            )));
+        }
+        if grad.device() != self.device() {
+            return Err(Error::Autograd(format!(
+                "backward_with: the gradient is on {} but the tensor is on {}",
+                grad.device(),
+                self.device()
             )));
         }
         if !self.requires_grad() {

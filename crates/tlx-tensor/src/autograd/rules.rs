@@ -11,6 +11,16 @@ fn want(t: &Tensor) -> bool {
     t.requires_grad()
 }
 
+/// Zeros with `t`'s shape, dtype and device.
+fn zeros_as(t: &Tensor) -> Result<Tensor> {
+    Tensor::zeros_on(t.shape().clone(), t.dtype(), t.device())
+}
+
+/// A rank-0 `v` with `t`'s dtype and device.
+fn scalar_as(t: &Tensor, v: f64) -> Result<Tensor> {
+    Tensor::full_on(tlx_core::Shape::scalar(), v, t.dtype(), t.device())
+}
+
 /// Gradients of `op`'s inputs (in `Op::inputs` order) given output `out` and upstream `g`.
 pub(super) fn backward(op: &Op, out: &Tensor, g: &Tensor) -> Result<Vec<Option<Tensor>>> {
     Ok(match op {
@@ -66,6 +76,7 @@ pub(super) fn backward(op: &Op, out: &Tensor, g: &Tensor) -> Result<Vec<Option<T
         Op::BroadcastTo { x } => vec![Some(g.sum_to_shape(x.shape())?)],
         Op::Copy { .. } => vec![Some(g.clone())],
         Op::Cast { x } => vec![Some(g.to_dtype(x.dtype())?)],
+        Op::ToDevice { x } => vec![Some(g.to_device(x.device())?)],
         Op::Concat { xs, axis } => {
             let mut start = 0;
             let mut grads = Vec::with_capacity(xs.len());
@@ -84,13 +95,13 @@ pub(super) fn backward(op: &Op, out: &Tensor, g: &Tensor) -> Result<Vec<Option<T
             vec![Some(gx)]
         }
         Op::IndexSelect { x, indices, axis } => {
-            vec![Some(x.zeros_like().index_add(*axis as isize, indices, g)?)]
+            vec![Some(zeros_as(x)?.index_add(*axis as isize, indices, g)?)]
         }
         Op::Gather { x, indices, axis } => {
-            vec![Some(x.zeros_like().scatter_add(*axis as isize, indices, g)?)]
+            vec![Some(zeros_as(x)?.scatter_add(*axis as isize, indices, g)?)]
         }
         Op::Where { cond, a, b } => {
-            let zero = Tensor::zeros(tlx_core::Shape::scalar(), g.dtype());
+            let zero = scalar_as(g, 0.0)?;
             let ga = if want(a) {
                 Some(Tensor::where_cond(cond, g, &zero)?.sum_to_shape(a.shape())?)
             } else {
@@ -145,9 +156,8 @@ fn binary_grads(
             pick(wa, &|| g.mul(b)?.mul(&a.pow(&b.add_scalar(-1.0)?)?))?,
             pick(wb, &|| {
                 // d/db a^b = a^b·ln a, taken as 0 where a <= 0.
-                let positive = a.compare(&Tensor::zeros(tlx_core::Shape::scalar(), a.dtype()), CmpOp::Gt)?;
-                let safe_a =
-                    Tensor::where_cond(&positive, a, &Tensor::ones(tlx_core::Shape::scalar(), a.dtype()))?;
+                let positive = a.compare(&scalar_as(a, 0.0)?, CmpOp::Gt)?;
+                let safe_a = Tensor::where_cond(&positive, a, &scalar_as(a, 1.0)?)?;
                 g.mul(out)?.mul(&safe_a.log()?)
             })?,
         ),
@@ -155,7 +165,7 @@ fn binary_grads(
             let cmp = if op == BinaryOp::Maximum { CmpOp::Ge } else { CmpOp::Le };
             let to_a =
                 a.broadcast_to(out.shape().clone())?.compare(&b.broadcast_to(out.shape().clone())?, cmp)?;
-            let zero = Tensor::zeros(tlx_core::Shape::scalar(), g.dtype());
+            let zero = scalar_as(g, 0.0)?;
             (
                 pick(wa, &|| Tensor::where_cond(&to_a, g, &zero))?,
                 pick(wb, &|| Tensor::where_cond(&to_a, &zero, g))?,

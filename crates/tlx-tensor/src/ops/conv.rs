@@ -2,7 +2,7 @@
 //! groups, Keras's same/valid padding), depthwise conv2d with a depth multiplier, max and
 //! average pooling, global pooling; with the gradient helpers autograd uses.
 
-use super::{half_roundtrip, same_dtype, with_float};
+use super::{half_roundtrip, on_gpu, same_dtype, with_float};
 use crate::autograd::Op;
 use crate::storage::StorageElement;
 use crate::Tensor;
@@ -34,6 +34,7 @@ impl Tensor {
             groups
         ));
         let geom = Conv2dGeometry::new(self.dims(), kernel.dims(), strides, dilation, padding, groups)?;
+        on_gpu!("conv2d", [self, kernel], |_| crate::cuda::conv2d(self, kernel, geom));
         let (x, k) = (self.contiguous()?, kernel.contiguous()?);
         let storage = with_float!(self.dtype(), "conv2d", T => {
             x.with_slice::<T, _>(|xs| k.with_slice::<T, _>(|ks| {
@@ -82,6 +83,7 @@ impl Tensor {
         half_roundtrip!(self, |x| x.max_pool2d(pool, strides, padding));
         check_rank4("max_pool2d", "input", self)?;
         let geom = Pool2dGeometry::new(self.dims(), pool, strides, padding)?;
+        on_gpu!("max_pool2d", [self], |_| crate::cuda::pool2d(self, geom, true));
         let x = self.contiguous()?;
         let storage = with_float!(self.dtype(), "max_pool2d", T => {
             x.with_slice::<T, _>(|xs| {
@@ -107,6 +109,7 @@ impl Tensor {
         half_roundtrip!(self, |x| x.avg_pool2d(pool, strides, padding));
         check_rank4("avg_pool2d", "input", self)?;
         let geom = Pool2dGeometry::new(self.dims(), pool, strides, padding)?;
+        on_gpu!("avg_pool2d", [self], |_| crate::cuda::pool2d(self, geom, false));
         let x = self.contiguous()?;
         let storage = with_float!(self.dtype(), "avg_pool2d", T => {
             x.with_slice::<T, _>(|xs| {
@@ -137,6 +140,7 @@ impl Tensor {
 
 /// Gradient of conv2d with respect to its input.
 pub(crate) fn conv2d_input_grad(geom: &Conv2dGeometry, g: &Tensor, kernel: &Tensor) -> Result<Tensor> {
+    on_gpu!("conv2d", [g, kernel], |_| crate::cuda::conv2d_input_grad(geom, g, kernel));
     let (g, k) = (g.contiguous()?, kernel.contiguous()?);
     let storage = with_float!(g.dtype(), "conv2d", T => {
         g.with_slice::<T, _>(|gs| k.with_slice::<T, _>(|ks| {
@@ -150,6 +154,7 @@ pub(crate) fn conv2d_input_grad(geom: &Conv2dGeometry, g: &Tensor, kernel: &Tens
 
 /// Gradient of conv2d with respect to its kernel.
 pub(crate) fn conv2d_kernel_grad(geom: &Conv2dGeometry, x: &Tensor, g: &Tensor) -> Result<Tensor> {
+    on_gpu!("conv2d", [x, g], |_| crate::cuda::conv2d_kernel_grad(geom, x, g));
     let (x, g) = (x.contiguous()?, g.contiguous()?);
     let storage = with_float!(g.dtype(), "conv2d", T => {
         x.with_slice::<T, _>(|xs| g.with_slice::<T, _>(|gs| {
@@ -163,6 +168,7 @@ pub(crate) fn conv2d_kernel_grad(geom: &Conv2dGeometry, x: &Tensor, g: &Tensor) 
 
 /// Gradient of max pooling with respect to its input.
 pub(crate) fn max_pool2d_grad(geom: &Pool2dGeometry, x: &Tensor, g: &Tensor) -> Result<Tensor> {
+    on_gpu!("max_pool2d", [x, g], |_| crate::cuda::pool2d_grad(geom, x, g, true));
     let (x, g) = (x.contiguous()?, g.contiguous()?);
     let storage = with_float!(g.dtype(), "max_pool2d", T => {
         x.with_slice::<T, _>(|xs| g.with_slice::<T, _>(|gs| {
@@ -176,6 +182,7 @@ pub(crate) fn max_pool2d_grad(geom: &Pool2dGeometry, x: &Tensor, g: &Tensor) -> 
 
 /// Gradient of average pooling with respect to its input.
 pub(crate) fn avg_pool2d_grad(geom: &Pool2dGeometry, g: &Tensor) -> Result<Tensor> {
+    on_gpu!("avg_pool2d", [g], |_| crate::cuda::pool2d_grad(geom, g, g, false));
     let g = g.contiguous()?;
     let in_shape = [geom.n, geom.h, geom.w, geom.c];
     let storage = with_float!(g.dtype(), "avg_pool2d", T => {

@@ -1,7 +1,7 @@
 //! Elementwise ops: the unary op table (activations, math), binary arithmetic with NumPy
 //! broadcasting, scalar arithmetic, comparisons, and the `+ − × ÷` operators on `&Tensor`.
 
-use super::{half_roundtrip, same_dtype, with_float};
+use super::{half_roundtrip, on_gpu, same_dtype, with_float};
 use crate::autograd::Op;
 use crate::storage::{Storage, StorageElement};
 use crate::Tensor;
@@ -26,6 +26,7 @@ impl Tensor {
     /// Applies an elementwise op from the op table.
     pub fn unary(&self, op: UnaryOp) -> Result<Tensor> {
         half_roundtrip!(self, |x| x.unary(op));
+        on_gpu!(op.name(), [self], |_| crate::cuda::unary(self, op));
         let storage = with_float!(self.dtype(), op.name(), T => {
             self.with_slice::<T, _>(|x| {
                 let mut out = vec![T::default(); x.len()];
@@ -42,6 +43,7 @@ impl Tensor {
         half_roundtrip!(self, |a| a.binary(&other.to_dtype(DType::F32)?, op));
         let shape = self.shape().broadcast(other.shape(), op.name())?;
         let (la, lb) = (self.layout().broadcast_to(&shape)?, other.layout().broadcast_to(&shape)?);
+        on_gpu!(op.name(), [self, other], |_| crate::cuda::binary(self, other, op, shape, &la, &lb));
         let storage = with_float!(self.dtype(), op.name(), T => {
             read_pair(self, other, |sa, sb| {
                 let mut out = vec![T::default(); shape.numel()];
@@ -56,6 +58,7 @@ impl Tensor {
     pub fn compare(&self, other: &Tensor, op: CmpOp) -> Result<Tensor> {
         same_dtype(op.name(), self, other)?;
         let shape = self.shape().broadcast(other.shape(), op.name())?;
+        on_gpu!(op.name(), [self, other], |_| crate::cuda::compare(self, other, op, shape));
         let (la, lb) = (self.layout().broadcast_to(&shape)?, other.layout().broadcast_to(&shape)?);
         let mut out = vec![0u8; shape.numel()];
         fn run<T: StorageElement>(
@@ -90,7 +93,7 @@ impl Tensor {
         Tensor::from_vec(out, shape)
     }
 
-    /// A rank-0 tensor of this tensor's dtype holding `v`.
+    /// A rank-0 tensor of this tensor's dtype holding `v`, on the CPU.
     pub fn scalar_like(&self, v: f64) -> Tensor {
         Tensor::full(Shape::scalar(), v, self.dtype())
     }
@@ -98,6 +101,7 @@ impl Tensor {
 
 /// Gradient of a unary op: `g · f'(x, y)`.
 pub(crate) fn unary_grad(op: UnaryOp, x: &Tensor, y: &Tensor, g: &Tensor) -> Result<Tensor> {
+    on_gpu!(op.name(), [x, y, g], |_| crate::cuda::unary_grad(op, x, y, g));
     let storage = with_float!(x.dtype(), op.name(), T => {
         let (xs, ys, gs) = (x.contiguous()?, y.contiguous()?, g.contiguous()?);
         xs.with_slice::<T, _>(|xv| ys.with_slice::<T, _>(|yv| gs.with_slice::<T, _>(|gv| {

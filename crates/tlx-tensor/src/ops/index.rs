@@ -1,7 +1,7 @@
 //! Shape-building and indexing ops: concat/stack, constant pad, index_select/index_add,
 //! gather/scatter_add, where, one_hot.
 
-use super::with_float;
+use super::{on_gpu, with_float};
 use crate::autograd::Op;
 use crate::storage::{CpuStorage, StorageElement};
 use crate::Tensor;
@@ -83,6 +83,7 @@ impl Tensor {
         }
         let mut dims = first.dims().to_vec();
         dims[a] = xs.iter().map(|x| x.dims()[a]).sum();
+        on_gpu!("concat", all & xs.iter().collect::<Vec<_>>(), |_| crate::cuda::concat(xs, a, dims));
         let outer: usize = dims[..a].iter().product();
         let inner: usize = dims[a + 1..].iter().product();
         let storage = with_any!(first.dtype(), T => {
@@ -129,6 +130,7 @@ impl Tensor {
         for (axis, (&d, &(b, _))) in self.dims().iter().zip(pads).enumerate() {
             interior = interior.narrow(axis, b, d)?;
         }
+        on_gpu!("pad", [self], |_| crate::cuda::pad(self, pads, value, dims, &interior));
         let storage = with_any!(self.dtype(), T => {
             let mut out = vec![T::from_f64(value); dims.iter().product()];
             self.with_slice::<T, _>(|src| tlx_cpu::copy::scatter_strided(src, &interior, &mut out))?;
@@ -150,6 +152,11 @@ impl Tensor {
                 format!("indices must be rank 1, got shape {}", indices.shape()),
             ));
         }
+        on_gpu!("index_select", [self, indices], |_| {
+            let mut dims = self.dims().to_vec();
+            dims[a] = indices.numel();
+            crate::cuda::index_select(self, a, indices, dims)
+        });
         let idx = indices_of("index_select", indices, self.dims()[a])?;
         let mut dims = self.dims().to_vec();
         dims[a] = idx.len();
@@ -177,15 +184,16 @@ impl Tensor {
     /// Not differentiable; used by the gradient of `index_select`.
     pub fn index_add(&self, axis: isize, indices: &Tensor, src: &Tensor) -> Result<Tensor> {
         let a = resolve_axis(axis, self.rank(), "index_add")?;
-        let idx = indices_of("index_add", indices, self.dims()[a])?;
         let mut want = self.dims().to_vec();
-        want[a] = idx.len();
+        want[a] = indices.numel();
         if src.dims() != want.as_slice() || src.dtype() != self.dtype() {
             return Err(Error::shape(
                 "index_add",
                 format!("source {} {} should be {} {want:?}", src.dtype(), src.shape(), self.dtype()),
             ));
         }
+        on_gpu!("index_add", [self, indices, src], |_| crate::cuda::index_add(self, a, indices, src));
+        let idx = indices_of("index_add", indices, self.dims()[a])?;
         let outer: usize = want[..a].iter().product();
         let inner: usize = want[a + 1..].iter().product();
         let len = self.dims()[a];
@@ -211,6 +219,14 @@ impl Tensor {
     /// `gather`): `indices` has this tensor's rank and, off `axis`, no larger dimensions.
     pub fn gather(&self, axis: isize, indices: &Tensor) -> Result<Tensor> {
         let a = resolve_axis(axis, self.rank(), "gather")?;
+        on_gpu!("gather", [self, indices], |_| {
+            crate::cuda::gather(
+                self,
+                a,
+                indices,
+                Some(Op::Gather { x: self.clone(), indices: indices.clone(), axis: a }),
+            )
+        });
         let positions = gather_positions("gather", self, a, indices)?;
         let storage = with_any!(self.dtype(), T => {
             let src = self.to_vec::<T>()?;
@@ -229,6 +245,7 @@ impl Tensor {
                 format!("source {} must match indices {}", src.shape(), indices.shape()),
             ));
         }
+        on_gpu!("scatter_add", [self, indices, src], |_| crate::cuda::scatter_add(self, a, indices, src));
         let positions = gather_positions("scatter_add", self, a, indices)?;
         let storage = with_float!(self.dtype(), "scatter_add", T => {
             let mut out = self.to_vec::<T>()?;
@@ -247,6 +264,7 @@ impl Tensor {
         }
         super::same_dtype("where", a, b)?;
         let shape = cond.shape().broadcast(a.shape(), "where")?.broadcast(b.shape(), "where")?;
+        on_gpu!("where", [cond, a, b], |_| crate::cuda::where_cond(cond, a, b, shape));
         let c = cond.broadcast_to(shape.clone())?.contiguous()?.to_vec::<u8>()?;
         let (la, lb) = (a.layout().broadcast_to(&shape)?, b.layout().broadcast_to(&shape)?);
         let storage = with_any!(a.dtype(), T => {
@@ -262,6 +280,7 @@ impl Tensor {
 
     /// One-hot encoding of integer labels: shape `[..., depth]`, dtype `dtype`.
     pub fn one_hot(indices: &Tensor, depth: usize, dtype: DType) -> Result<Tensor> {
+        on_gpu!("one_hot", [indices], |dev| crate::cuda::one_hot(indices, depth, dtype, dev));
         let idx = indices_of("one_hot", indices, depth)?;
         let mut out = CpuStorage::zeros(dtype, idx.len() * depth);
         crate::match_cpu_storage!(&mut out, v => {

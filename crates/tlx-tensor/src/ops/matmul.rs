@@ -2,7 +2,7 @@
 //! are promoted and the added axis removed, batch axes broadcast). Strided operands such as
 //! transposed views go to the GEMM without a copy.
 
-use super::{half_roundtrip, same_dtype, with_float};
+use super::{half_roundtrip, on_gpu, same_dtype, with_float};
 use crate::autograd::Op;
 use crate::storage::StorageElement;
 use crate::Tensor;
@@ -39,6 +39,16 @@ impl Tensor {
     }
 }
 
+/// Storage offsets of each batch's matrix of the rank ≥ 2 `t`, its batch axes broadcast to
+/// `batch`.
+pub(crate) fn batch_offsets(t: &Tensor, batch: &Shape) -> Result<Vec<usize>> {
+    let r = t.rank();
+    let l = t.layout();
+    let bl =
+        Layout::from_parts(Shape::new(l.dims()[..r - 2].to_vec()), l.strides()[..r - 2].to_vec(), l.offset());
+    Ok(bl.broadcast_to(batch)?.offsets().collect())
+}
+
 /// Batched matmul of rank ≥ 2 operands `[..., m, k] @ [..., k, n]`.
 fn matmul_nd(a: &Tensor, b: &Tensor) -> Result<Tensor> {
     let (ra, rb) = (a.rank(), b.rank());
@@ -50,22 +60,12 @@ fn matmul_nd(a: &Tensor, b: &Tensor) -> Result<Tensor> {
     let batch = Shape::new(a.dims()[..ra - 2].to_vec())
         .broadcast(&Shape::new(b.dims()[..rb - 2].to_vec()), "matmul")?;
     let nb = batch.numel();
-    // Storage offsets of each batch's matrix, with broadcast batch axes.
-    let batch_offsets = |t: &Tensor| -> Result<Vec<usize>> {
-        let r = t.rank();
-        let l = t.layout();
-        let bl = Layout::from_parts(
-            Shape::new(l.dims()[..r - 2].to_vec()),
-            l.strides()[..r - 2].to_vec(),
-            l.offset(),
-        );
-        Ok(bl.broadcast_to(&batch)?.offsets().collect())
-    };
-    let (oa, ob) = (batch_offsets(a)?, batch_offsets(b)?);
-    let (sa, sb) = (a.layout().strides(), b.layout().strides());
-    let (a_rs, a_cs, b_rs, b_cs) = (sa[ra - 2], sa[ra - 1], sb[rb - 2], sb[rb - 1]);
     let mut out_dims = batch.dims().to_vec();
     out_dims.extend([m, n]);
+    on_gpu!("matmul", [a, b], |_| crate::cuda::matmul(a, b, &batch, (m, k, n), out_dims));
+    let (oa, ob) = (batch_offsets(a, &batch)?, batch_offsets(b, &batch)?);
+    let (sa, sb) = (a.layout().strides(), b.layout().strides());
+    let (a_rs, a_cs, b_rs, b_cs) = (sa[ra - 2], sa[ra - 1], sb[rb - 2], sb[rb - 1]);
     let storage = with_float!(a.dtype(), "matmul", T => {
         super::elementwise::read_pair(a, b, |sta, stb| {
             let (ad, bd) = (sta.as_slice::<T>("matmul")?, stb.as_slice::<T>("matmul")?);

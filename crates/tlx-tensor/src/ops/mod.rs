@@ -1,9 +1,12 @@
 //! Tensor operations, by family. Each op checks its arguments (returning errors that name the
-//! op and the shapes), runs the CPU kernel from tlx-cpu, and records itself for autograd.
+//! op and the shapes), runs the CPU kernel from tlx-cpu — or, for tensors on a GPU (feature
+//! `cuda`), the GPU path in `crate::cuda` (`on_gpu!`) — and
+//! records itself for autograd.
 //! f16/bf16 tensors compute by converting to f32 and back (`half_roundtrip!`).
 
 pub(crate) mod conv;
 pub(crate) mod elementwise;
+pub(crate) mod fused;
 pub(crate) mod index;
 pub(crate) mod matmul;
 pub(crate) mod nn;
@@ -46,6 +49,29 @@ macro_rules! half_roundtrip {
     };
 }
 pub(crate) use half_roundtrip;
+
+/// With the `cuda` feature: when the tensors are on a GPU (all the same one) returns `$body`
+/// with `$dev` bound to the device index; tensors on different devices are an error naming
+/// `$op`. Without the feature it expands to nothing.
+macro_rules! on_gpu {
+    ($op:expr, all $ts:expr, |$dev:pat_param| $body:expr) => {
+        #[cfg(feature = "cuda")]
+        {
+            if let Some($dev) = crate::cuda::gpu_of($op, $ts)? {
+                return $body;
+            }
+        }
+    };
+    ($op:expr, [$($t:expr),+ $(,)?], |$dev:pat_param| $body:expr) => {
+        #[cfg(feature = "cuda")]
+        {
+            if let Some($dev) = crate::cuda::gpu_of($op, &[$($t),+])? {
+                return $body;
+            }
+        }
+    };
+}
+pub(crate) use on_gpu;
 
 use crate::Tensor;
 use tlx_core::{Error, Result};

@@ -1,6 +1,6 @@
 //! Softmax and log-softmax along any axis, with their gradient.
 
-use super::{half_roundtrip, with_float};
+use super::{half_roundtrip, on_gpu, with_float};
 use crate::autograd::Op;
 use crate::storage::StorageElement;
 use crate::Tensor;
@@ -27,6 +27,7 @@ impl Tensor {
         let name = if log { "log_softmax" } else { "softmax" };
         let a = resolve_axis(axis, self.rank(), name)?;
         let (outer, len, inner) = split_at_axis(self, a);
+        on_gpu!(name, [self], |_| crate::cuda::softmax(self, a, log, (outer, len, inner)));
         let x = self.contiguous()?;
         let storage = with_float!(self.dtype(), name, T => {
             x.with_slice::<T, _>(|xs| {
@@ -50,6 +51,7 @@ impl Tensor {
 /// Gradient of (log-)softmax given its output `y`.
 pub(crate) fn softmax_grad(y: &Tensor, g: &Tensor, axis: usize, log: bool) -> Result<Tensor> {
     let (outer, len, inner) = split_at_axis(y, axis);
+    on_gpu!("softmax", [y, g], |_| crate::cuda::softmax_grad(y, g, log, (outer, len, inner)));
     let (y, g) = (y.contiguous()?, g.contiguous()?);
     let storage = with_float!(y.dtype(), "softmax", T => {
         y.with_slice::<T, _>(|ys| g.with_slice::<T, _>(|gs| {

@@ -1,7 +1,7 @@
 //! Batch normalization over the last (channel) axis: the fused training-mode op with batch
 //! statistics, and the inference form built from elementwise ops.
 
-use super::{half_roundtrip, with_float};
+use super::{half_roundtrip, on_gpu, with_float};
 use crate::autograd::Op;
 use crate::storage::StorageElement;
 use crate::Tensor;
@@ -57,6 +57,9 @@ impl Tensor {
         if eps.is_nan() || eps <= 0.0 {
             return Err(Error::invalid(OP, format!("epsilon must be positive, got {eps}")));
         }
+        on_gpu!(OP, all & std::iter::once(self).chain(gamma).chain(beta).collect::<Vec<_>>(), |dev| {
+            crate::cuda::batch_norm_train(self, gamma, beta, eps, c, dev)
+        });
         let x = self.contiguous()?;
         let (y, mean, var, inv_std) = with_float!(self.dtype(), OP, T => {
             let mut mean = vec![T::default(); c];
@@ -113,6 +116,20 @@ impl Tensor {
         check_channel_param(OP, "beta", beta, self, c)?;
         check_channel_param(OP, "moving_mean", Some(mean), self, c)?;
         check_channel_param(OP, "moving_variance", Some(var), self, c)?;
+        let (scale, shift) = Tensor::batch_norm_coefficients(gamma, beta, mean, var, eps)?;
+        self.mul(&scale)?.add(&shift)
+    }
+
+    /// The per-channel `(scale, shift)` of inference-mode batch norm, `y = x·scale + shift`:
+    /// `scale = γ/√(σ² + ε)`, `shift = β − μ·scale` (what [`Tensor::batch_norm_inference`]
+    /// applies, and what a fused convolution folds in).
+    pub fn batch_norm_coefficients(
+        gamma: Option<&Tensor>,
+        beta: Option<&Tensor>,
+        mean: &Tensor,
+        var: &Tensor,
+        eps: f64,
+    ) -> Result<(Tensor, Tensor)> {
         let inv = var.add_scalar(eps)?.rsqrt()?;
         let scale = match gamma {
             Some(g) => inv.mul(g)?,
@@ -123,7 +140,7 @@ impl Tensor {
             Some(b) => shift.add(b)?,
             None => shift,
         };
-        self.mul(&scale)?.add(&shift)
+        Ok((scale, shift))
     }
 }
 
@@ -135,6 +152,9 @@ pub(crate) fn batch_norm_grad(
     inv_std: &Tensor,
     g: &Tensor,
 ) -> Result<(Tensor, Tensor, Tensor)> {
+    on_gpu!("batch_norm", all & [x, mean, inv_std, g].into_iter().chain(gamma).collect::<Vec<_>>(), |_| {
+        crate::cuda::batch_norm_grad(x, gamma, mean, inv_std, g)
+    });
     let c = *x.dims().last().unwrap();
     let (x, g) = (x.contiguous()?, g.contiguous()?);
     let (gx, gg, gb) = with_float!(x.dtype(), "batch_norm", T => {

@@ -1,7 +1,7 @@
 //! Reductions over any axes with keepdims (sum, mean, max, min, variance), over everything,
 //! and argmax/argmin along one axis.
 
-use super::{half_roundtrip, with_float};
+use super::{half_roundtrip, on_gpu, with_float};
 use crate::autograd::Op;
 use crate::storage::StorageElement;
 use crate::Tensor;
@@ -25,6 +25,7 @@ impl Tensor {
             .enumerate()
             .filter_map(|(i, &d)| if axes.contains(&i) { keepdims.then_some(1) } else { Some(d) })
             .collect();
+        on_gpu!(op.name(), [self], |_| crate::cuda::reduce(self, op, axes, keepdims, out_dims));
         let x = self.contiguous()?;
         let storage = with_float!(self.dtype(), op.name(), T => {
             x.with_slice::<T, _>(|xs| {
@@ -108,6 +109,13 @@ impl Tensor {
         }
         let outer: usize = dims[..a].iter().product();
         let inner: usize = dims[a + 1..].iter().product();
+        let mut out_dims = dims.to_vec();
+        if keepdims {
+            out_dims[a] = 1;
+        } else {
+            out_dims.remove(a);
+        }
+        on_gpu!(op, [self], |_| crate::cuda::arg_extreme(self, outer, dims[a], inner, max, out_dims));
         let mut out = vec![0i64; outer * inner];
         fn run<T: StorageElement>(
             x: &Tensor,
@@ -127,12 +135,6 @@ impl Tensor {
             DType::BF16 => run::<half::bf16>(self, outer, dims[a], inner, max, &mut out)?,
             DType::F32 => run::<f32>(self, outer, dims[a], inner, max, &mut out)?,
             DType::F64 => run::<f64>(self, outer, dims[a], inner, max, &mut out)?,
-        }
-        let mut out_dims = dims.to_vec();
-        if keepdims {
-            out_dims[a] = 1;
-        } else {
-            out_dims.remove(a);
         }
         Tensor::from_vec(out, out_dims)
     }

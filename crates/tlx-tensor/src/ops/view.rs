@@ -1,6 +1,7 @@
 //! Views that share storage (reshape, permute/transpose, narrow/slice, broadcast_to,
 //! squeeze/unsqueeze), dense copies, and element-type conversion.
 
+use super::on_gpu;
 use crate::autograd::Op;
 use crate::storage::{CpuStorage, StorageElement};
 use crate::Tensor;
@@ -117,6 +118,7 @@ impl Tensor {
 
     /// A dense copy in a new buffer (always copies).
     pub fn contiguous_copy(&self) -> Result<Tensor> {
+        on_gpu!("contiguous", [self], |_| crate::cuda::contiguous_copy(self));
         let storage = {
             let s = self.read_storage()?;
             fn gather<T: StorageElement>(s: &crate::Storage, t: &Tensor) -> Result<CpuStorage> {
@@ -143,6 +145,7 @@ impl Tensor {
         if dtype == self.dtype() {
             return Ok(self.clone());
         }
+        on_gpu!("to_dtype", [self], |_| crate::cuda::to_dtype(self, dtype));
         let src = self.contiguous()?;
         let storage = {
             let s = src.read_storage()?;

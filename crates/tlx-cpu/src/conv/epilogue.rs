@@ -1,0 +1,119 @@
+//! The fused epilogue of an inference convolution: `y = act((v + bias)·scale + shift)` per
+//! output channel, applied to each output tile or row right after it is computed (while it
+//! is in cache), where `v` is the convolution without bias. With `scale = γ/√(σ² + ε)` and
+//! `shift = β − μ·scale` this is a BatchNormalization in inference mode, computed the way
+//! Keras computes it after the convolution and its bias (`x·scale + offset`), so fusing
+//! changes no rounding; `act` is the ReLU that usually follows (ReLU6 for MobileNetV2).
+
+use tlx_core::Float;
+
+/// The activation that ends the epilogue.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum EpilogueAct {
+    /// None.
+    Linear,
+    /// `max(v, 0)`; NaN stays NaN (as `UnaryOp::Relu`).
+    Relu,
+    /// `min(max(v, 0), 6)`; NaN stays NaN (as `UnaryOp::Relu6`).
+    Relu6,
+}
+
+/// `y = act((v + bias)·scale + shift)` per channel, each step done separately (one rounding
+/// each, as the separate ops do); a missing vector is skipped.
+#[derive(Clone, Copy, Debug)]
+pub struct Epilogue<'a, T> {
+    pub bias: Option<&'a [T]>,
+    pub scale: Option<&'a [T]>,
+    pub shift: Option<&'a [T]>,
+    pub act: EpilogueAct,
+}
+
+impl<'a, T: Float> Epilogue<'a, T> {
+    /// Whether applying it leaves every value unchanged.
+    pub fn is_identity(&self) -> bool {
+        self.bias.is_none() && self.scale.is_none() && self.shift.is_none() && self.act == EpilogueAct::Linear
+    }
+
+    /// Panics unless every vector has `c` entries (the caller's contract).
+    pub(crate) fn check(&self, c: usize) {
+        for (what, v) in [("bias", self.bias), ("scale", self.scale), ("shift", self.shift)] {
+            if let Some(v) = v {
+                assert_eq!(v.len(), c, "conv2d epilogue: {what} has {} values for {c} channels", v.len());
+            }
+        }
+    }
+
+    /// Applies it to `rows` `[r, c]` (row-major, whole rows).
+    pub fn apply(&self, rows: &mut [T], c: usize) {
+        if self.is_identity() || c == 0 {
+            return;
+        }
+        debug_assert_eq!(rows.len() % c, 0);
+        for row in rows.chunks_exact_mut(c) {
+            if let Some(b) = self.bias {
+                row.iter_mut().zip(b).for_each(|(v, &b)| *v += b);
+            }
+            if let Some(s) = self.scale {
+                row.iter_mut().zip(s).for_each(|(v, &s)| *v *= s);
+            }
+            if let Some(b) = self.shift {
+                row.iter_mut().zip(b).for_each(|(v, &b)| *v += b);
+            }
+            match self.act {
+                EpilogueAct::Linear => {}
+                a => row.iter_mut().for_each(|v| *v = act(a, *v)),
+            }
+        }
+    }
+}
+
+#[inline(always)]
+fn act<T: Float>(a: EpilogueAct, v: T) -> T {
+    // Comparisons written so that NaN falls through unchanged.
+    match a {
+        EpilogueAct::Linear => v,
+        EpilogueAct::Relu => {
+            if v < T::zero() {
+                T::zero()
+            } else {
+                v
+            }
+        }
+        EpilogueAct::Relu6 => {
+            let six = <T as tlx_core::Element>::from_f64(6.0);
+            if v < T::zero() {
+                T::zero()
+            } else if v > six {
+                six
+            } else {
+                v
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn applies_scale_shift_and_activation_per_channel() {
+        let mut rows = vec![1.0f32, -2.0, 3.0, 10.0, f32::NAN, -0.5];
+        let (s, b) = ([2.0f32, 1.0, 0.5], [0.5f32, 1.0, -1.0]);
+        let ep = Epilogue { bias: None, scale: Some(&s[..]), shift: Some(&b[..]), act: EpilogueAct::Relu6 };
+        ep.check(3);
+        ep.apply(&mut rows, 3);
+        assert_eq!(&rows[..3], &[2.5, 0.0, 0.5]);
+        assert_eq!(rows[3], 6.0);
+        assert!(rows[4].is_nan());
+        assert_eq!(rows[5], 0.0);
+        let mut rows = vec![-1.0f64, 2.0];
+        Epilogue { bias: None, scale: None, shift: None, act: EpilogueAct::Relu }.apply(&mut rows, 2);
+        assert_eq!(rows, [0.0, 2.0]);
+        let mut rows = vec![-1.0f64, 2.0];
+        let shift = [1.0, 1.0];
+        Epilogue { bias: Some(&shift[..]), scale: None, shift: None, act: EpilogueAct::Linear }
+            .apply(&mut rows, 2);
+        assert_eq!(rows, [0.0, 3.0]);
+    }
+}

@@ -1,0 +1,119 @@
+//! Layer fusion (`tlx_nn::model::fuse`) changes no bit of any result: each application, with
+//! random weights and BatchNorm statistics far from the identity, predicts exactly what it
+//! predicts with fusion off; a frozen base in training mode (BatchNorm in inference mode,
+//! gradients recorded) gives the same loss and gradients either way.
+
+use tlx_models::{build, AppOptions, Arch};
+use tlx_nn::{Context, Model};
+use tlx_tensor::{Rng, Tensor};
+
+/// Replaces every weight with random values; BatchNorm variances positive, gammas near 1.
+fn randomize(model: &Model, seed: u64) {
+    let mut rng = Rng::new(seed);
+    for (path, w) in model.named_weights() {
+        let dims = w.tensor.dims().to_vec();
+        // Kernels scaled to keep activations of order one through 50 layers.
+        let fan_in: usize = dims[..dims.len() - 1].iter().product::<usize>().max(1);
+        let a = if dims.len() > 1 { (3.0 / fan_in as f64).sqrt() } else { 0.5 };
+        let t = Tensor::rand_uniform(dims, -a, a, tlx_tensor::DType::F32, &mut rng).unwrap();
+        let t = if path.ends_with("moving_variance") { t.abs().unwrap().add_scalar(0.2).unwrap() } else { t };
+        let t = if path.ends_with("gamma") { t.add_scalar(1.0).unwrap() } else { t };
+        w.tensor.assign(&t).unwrap();
+    }
+}
+
+fn forward(model: &Model, x: &Tensor, fuse: bool) -> Vec<f32> {
+    let _g = tlx_tensor::no_grad();
+    let mut ctx = Context::inference();
+    ctx.fuse = fuse;
+    model.forward(std::slice::from_ref(x), &mut ctx).unwrap().swap_remove(0).to_vec::<f32>().unwrap()
+}
+
+fn check_app(arch: Arch, options: AppOptions, input: [usize; 3]) -> Model {
+    let model = build(arch, &options.input_shape(input)).unwrap();
+    randomize(&model, 3);
+    let mut rng = Rng::new(9);
+    let x =
+        Tensor::rand_uniform([2, input[0], input[1], input[2]], -1.0, 1.0, tlx_tensor::DType::F32, &mut rng)
+            .unwrap();
+    let (fused, plain) = (forward(&model, &x, true), forward(&model, &x, false));
+    assert!(fused.iter().all(|v| v.is_finite()), "{arch:?}: non-finite output");
+    assert!(fused.iter().any(|&v| v != 0.0), "{arch:?}: all-zero output");
+    assert_eq!(fused, plain, "{arch:?}: fused and unfused predictions differ");
+    // Model::predict fuses.
+    assert_eq!(model.predict(&x).unwrap().to_vec::<f32>().unwrap(), plain, "{arch:?}: predict");
+    let mut off = Context::inference();
+    off.fuse = false;
+    assert!(model.fused_chains(&off).is_empty());
+    model
+}
+
+fn has_chain(model: &Model, chain: &[&str]) -> bool {
+    model.fused_chains(&Context::inference()).iter().any(|c| c == chain)
+}
+
+#[test]
+fn resnet50_predicts_the_same_bits_fused() {
+    let m = check_app(Arch::ResNet50, AppOptions::new().include_top(false), [40, 40, 3]);
+    // Every convolution is fused with its BatchNorm (53), and every block's Add with its ReLU.
+    let chains = m.fused_chains(&Context::inference());
+    assert_eq!(chains.len(), 53 + 16, "{chains:?}");
+    assert!(has_chain(&m, &["conv1_pad", "conv1_conv", "conv1_bn", "conv1_relu"]));
+    assert!(has_chain(&m, &["conv2_block1_0_conv", "conv2_block1_0_bn"]));
+    assert!(has_chain(&m, &["conv5_block3_add", "conv5_block3_out"]));
+}
+
+#[test]
+fn mobilenet_v2_predicts_the_same_bits_fused() {
+    let m = check_app(Arch::MobileNetV2, AppOptions::new().include_top(false).alpha(0.35), [48, 48, 3]);
+    assert!(has_chain(
+        &m,
+        &["block_1_pad", "block_1_depthwise", "block_1_depthwise_BN", "block_1_depthwise_relu"]
+    ));
+    assert!(has_chain(&m, &["block_1_project", "block_1_project_BN"]));
+    assert!(has_chain(&m, &["Conv_1", "Conv_1_bn", "out_relu"]));
+}
+
+#[test]
+fn vgg16_predicts_the_same_bits_fused() {
+    let m = check_app(Arch::Vgg16, AppOptions::new().include_top(false), [32, 32, 3]);
+    // Each convolution alone: bias and ReLU in its epilogue.
+    assert_eq!(m.fused_chains(&Context::inference()).len(), 13);
+    assert!(has_chain(&m, &["block5_conv3"]));
+}
+
+#[test]
+fn frozen_base_gradients_are_the_same_fused() {
+    let model =
+        build(Arch::MobileNetV2, &AppOptions::new().include_top(false).alpha(0.35).input_shape([32, 32, 3]))
+            .unwrap();
+    randomize(&model, 5);
+    // Freeze the BatchNorm layers only: they run in inference mode while the convolutions
+    // train, so the fused chains must fall back to the separate ops to record gradients.
+    let mut model = model;
+    for layer in model.layers_mut() {
+        if layer.class_name() == "BatchNormalization" {
+            layer.set_trainable(false).unwrap();
+        }
+    }
+    model.sync_requires_grad().unwrap();
+    let mut rng = Rng::new(2);
+    let x = Tensor::rand_uniform([2, 32, 32, 3], -1.0, 1.0, tlx_tensor::DType::F32, &mut rng).unwrap();
+    let run = |fuse: bool| {
+        let mut ctx = Context::training(1);
+        ctx.fuse = fuse;
+        let y = model.forward(std::slice::from_ref(&x), &mut ctx).unwrap().swap_remove(0);
+        let loss = y.square().unwrap().mean(&[0, 1, 2, 3], false).unwrap();
+        let weights = model.trainable_weights();
+        for (_, w) in &weights {
+            w.zero_grad();
+        }
+        loss.backward().unwrap();
+        let grads: Vec<Vec<f32>> =
+            weights.iter().map(|(_, w)| w.grad().unwrap().to_vec::<f32>().unwrap()).collect();
+        (loss.to_vec::<f32>().unwrap(), grads)
+    };
+    let (fused, plain) = (run(true), run(false));
+    assert!(!fused.1.is_empty());
+    assert_eq!(fused, plain, "loss or gradients differ with fusion on");
+}

@@ -1,0 +1,145 @@
+//! Fused inference ops: a convolution with its bias, a folded BatchNormalization and a ReLU
+//! in one pass over the output (`tlx_cpu::conv::conv2d_forward_fused`), and `relu(a + b)`
+//! for residual blocks. When a gradient would be recorded, on another device or for
+//! f16/bf16, they run as the composite ops they stand for, so results and gradients never
+//! depend on which path ran.
+
+use super::elementwise::read_pair;
+use super::same_dtype;
+use crate::storage::StorageElement;
+use crate::{is_grad_enabled, Device, Tensor};
+use tlx_core::{Conv2dGeometry, DType, Error, Padding, Result, Shape, UnaryOp};
+pub use tlx_cpu::conv::EpilogueAct;
+
+/// What follows a convolution: `y = act((conv + bias)·scale + shift)` per output channel.
+#[derive(Clone, Copy, Debug)]
+pub struct ConvEpilogue<'a> {
+    /// The convolution's own bias `[c_out]`.
+    pub bias: Option<&'a Tensor>,
+    /// Per-channel factor `[c_out]` (a BatchNormalization's `γ/√(σ² + ε)`).
+    pub scale: Option<&'a Tensor>,
+    /// Per-channel offset `[c_out]` (a BatchNormalization's `β − μ·scale`).
+    pub shift: Option<&'a Tensor>,
+    /// The activation at the end.
+    pub act: EpilogueAct,
+}
+
+fn act_op(act: EpilogueAct) -> Option<UnaryOp> {
+    match act {
+        EpilogueAct::Linear => None,
+        EpilogueAct::Relu => Some(UnaryOp::Relu),
+        EpilogueAct::Relu6 => Some(UnaryOp::Relu6),
+    }
+}
+
+/// Whether the fused CPU kernels may run: nothing to record, all on the CPU, f32 or f64.
+fn fusable(ts: &[&Tensor]) -> bool {
+    let record = is_grad_enabled() && ts.iter().any(|t| t.requires_grad());
+    !record
+        && ts.iter().all(|t| t.device() == Device::Cpu)
+        && matches!(ts[0].dtype(), DType::F32 | DType::F64)
+        && ts.iter().all(|t| t.dtype() == ts[0].dtype())
+}
+
+impl Tensor {
+    /// `act((conv2d(self, kernel) + bias)·scale + shift)` (see [`ConvEpilogue`]), computed in
+    /// one pass when no gradient is recorded; otherwise as the separate ops.
+    pub fn conv2d_fused(
+        &self,
+        kernel: &Tensor,
+        strides: (usize, usize),
+        dilation: (usize, usize),
+        padding: Padding,
+        groups: usize,
+        ep: ConvEpilogue<'_>,
+    ) -> Result<Tensor> {
+        const OP: &str = "conv2d_fused";
+        let mut all = vec![self, kernel];
+        all.extend(ep.bias.iter().chain(&ep.scale).chain(&ep.shift).copied());
+        if !fusable(&all) {
+            let mut y = self.conv2d(kernel, strides, dilation, padding, groups)?;
+            if let Some(b) = ep.bias {
+                y = y.add(b)?;
+            }
+            if let Some(s) = ep.scale {
+                y = y.mul(s)?;
+            }
+            if let Some(s) = ep.shift {
+                y = y.add(s)?;
+            }
+            return match act_op(ep.act) {
+                Some(op) => y.unary(op),
+                None => Ok(y),
+            };
+        }
+        for t in &all[1..] {
+            same_dtype(OP, self, t)?;
+        }
+        let geom = Conv2dGeometry::new(self.dims(), kernel.dims(), strides, dilation, padding, groups)?;
+        for (what, t) in [("bias", ep.bias), ("scale", ep.scale), ("shift", ep.shift)] {
+            if let Some(t) = t {
+                if t.dims() != [geom.c_out] {
+                    return Err(Error::shape(
+                        OP,
+                        format!("{what} must have shape [{}], got {}", geom.c_out, t.shape()),
+                    ));
+                }
+            }
+        }
+        let (x, k) = (self.contiguous()?, kernel.contiguous()?);
+        let out_shape = Shape::from(geom.output_shape());
+        fn run<T: StorageElement + tlx_core::Float>(
+            geom: &Conv2dGeometry,
+            x: &Tensor,
+            k: &Tensor,
+            ep: &ConvEpilogue<'_>,
+        ) -> Result<crate::CpuStorage> {
+            let vec = |t: Option<&Tensor>| t.map(|t| t.to_vec::<T>()).transpose();
+            let (bias, scale, shift) = (vec(ep.bias)?, vec(ep.scale)?, vec(ep.shift)?);
+            let cpu_ep = tlx_cpu::conv::Epilogue {
+                bias: bias.as_deref(),
+                scale: scale.as_deref(),
+                shift: shift.as_deref(),
+                act: ep.act,
+            };
+            let mut out = vec![T::default(); geom.output_shape().iter().product()];
+            x.with_slice::<T, _>(|xs| {
+                k.with_slice::<T, _>(|ks| {
+                    tlx_cpu::conv::conv2d_forward_fused(geom, xs, ks, &cpu_ep, &mut out)
+                })
+            })??;
+            Ok(T::wrap(out))
+        }
+        let storage = match self.dtype() {
+            DType::F32 => run::<f32>(&geom, &x, &k, &ep)?,
+            _ => run::<f64>(&geom, &x, &k, &ep)?,
+        };
+        Ok(Tensor::from_storage(storage, out_shape, None))
+    }
+
+    /// `relu(self + other)` for two tensors of one shape (a residual block's end), in one pass
+    /// when no gradient is recorded; otherwise as the separate ops.
+    pub fn add_relu(&self, other: &Tensor) -> Result<Tensor> {
+        if !fusable(&[self, other]) || self.shape() != other.shape() {
+            return self.add(other)?.unary(UnaryOp::Relu);
+        }
+        let (a, b) = (self.contiguous()?, other.contiguous()?);
+        fn run<T: StorageElement + tlx_core::Float>(a: &Tensor, b: &Tensor) -> Result<crate::CpuStorage> {
+            read_pair(a, b, |sa, sb| {
+                let (ra, rb) = (a.layout().contiguous_range(), b.layout().contiguous_range());
+                let (Some(ra), Some(rb)) = (ra, rb) else {
+                    return Err(Error::invalid("add_relu", "operands are not contiguous"));
+                };
+                let (xa, xb) = (&sa.as_slice::<T>("add_relu")?[ra], &sb.as_slice::<T>("add_relu")?[rb]);
+                let mut out = vec![T::default(); xa.len()];
+                tlx_cpu::elementwise::add_relu(xa, xb, &mut out);
+                Ok(T::wrap(out))
+            })
+        }
+        let storage = match self.dtype() {
+            DType::F32 => run::<f32>(&a, &b)?,
+            _ => run::<f64>(&a, &b)?,
+        };
+        Ok(Tensor::from_storage(storage, self.shape().clone(), None))
+    }
+}
