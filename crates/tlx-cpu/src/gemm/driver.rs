@@ -13,6 +13,10 @@
 //!   Below `SHARED_B_WORK` multiply-adds, threads instead take one band of rows each and
 //!   run the whole nest alone on it, packing B themselves (one fork per call).
 //!
+//! A row-major A is not packed but read in place by the micro-kernel (rows at their own
+//! stride, see `direct_a`): the transpose that packing costs weighs on narrow products,
+//! and the sums are the same (each output's products are added in the same order).
+//!
 //! Scratch comes from the per-thread pools in `crate::par` (no allocation per call once
 //! warm), 64-byte aligned so that vector loads never straddle cache lines.
 
@@ -98,18 +102,49 @@ fn aligned(buf: &mut [f32]) -> &mut [f32] {
     &mut buf[off..]
 }
 
-/// Runs the tiles of one packed A block (`rows` rows from C row `i0`, panels at `ap`)
-/// against one B micro-panel (`b`, row stride `ldb`) for C columns `j0..j0+cols`.
+/// Where the tiles of one A block read A from.
+#[derive(Clone, Copy)]
+enum ABlock<'a> {
+    /// Packed panels (`a_len(rows, kc, MR)` floats).
+    Packed(&'a [f32]),
+    /// A itself: the block's first element (row i0, depth p0) and A's row stride.
+    Direct(*const f32, usize),
+}
+
+/// Whether to read A in place rather than pack it: when A is row-major with rows that do
+/// not crowd into a few L1 sets (a stride of a multiple of 4 KiB would put all MR rows in
+/// one set). Packing costs a transpose of every element of A, which narrow products (a
+/// convolution with 64 output channels: each element of A meets 64 columns) feel most; on
+/// this repository's benchmarks reading in place was never slower (BENCHMARKS.md).
+/// `TLX_GEMM_DIRECT_A=0` turns it off, for tests and benchmarks.
+fn direct_a(ker: &Kernel, a: &MatRef<'_, f32>) -> bool {
+    use std::sync::OnceLock;
+    static OFF: OnceLock<bool> = OnceLock::new();
+    let off = *OFF.get_or_init(|| std::env::var("TLX_GEMM_DIRECT_A").as_deref() == Ok("0"));
+    if off || !ker.direct_a || a.col_stride != 1 || a.rows < ker.mr {
+        return false;
+    }
+    // Rows of one micro-panel per L1 set (64 sets of 64-byte lines): at most 2.
+    let mut per_set = [0u8; 64];
+    for i in 0..ker.mr {
+        per_set[(i * a.row_stride * 4 / 64) % 64] += 1;
+    }
+    per_set.iter().all(|&k| k <= 2)
+}
+
+/// Runs the tiles of one A block (`rows` rows from C row `i0`) against one B micro-panel
+/// (`b`, row stride `ldb`) for C columns `j0..j0+cols`.
 ///
 /// # Safety
-/// `ap` must hold the packed block (`a_len(rows, kc, MR)` floats), `b` must be readable as
-/// `kc` rows of NR floats at stride `ldb`, and C rows `i0..i0+rows`, columns `j0..j0+cols`
-/// must lie inside `c` and be written by no one else meanwhile.
+/// A packed block must hold `a_len(rows, kc, MR)` floats; a direct one must have `rows`
+/// readable rows of `kc` floats. `b` must be readable as `kc` rows of NR floats at stride
+/// `ldb`, and C rows `i0..i0+rows`, columns `j0..j0+cols` must lie inside `c` and be
+/// written by no one else meanwhile.
 #[allow(clippy::too_many_arguments)]
 unsafe fn tiles_down(
     ker: &Kernel,
     kc: usize,
-    ap: &[f32],
+    ablock: ABlock<'_>,
     rows: usize,
     b: *const f32,
     ldb: usize,
@@ -119,11 +154,16 @@ unsafe fn tiles_down(
     alpha: f32,
     beta: f32,
 ) {
-    for (q, panel) in ap[..a_len(rows, kc, ker.mr)].chunks_exact(kc * ker.mr).enumerate() {
-        let r0 = q * ker.mr;
+    for r0 in (0..rows).step_by(ker.mr) {
+        let (a, lda) = match ablock {
+            ABlock::Packed(ap) => (ap[r0 * kc..].as_ptr(), 0),
+            // SAFETY: row r0 < rows of the block lies inside A (caller's contract).
+            ABlock::Direct(a0, lda) => (unsafe { a0.add(r0 * lda) }, lda),
+        };
         let t = Tile {
             k: kc,
-            a: panel.as_ptr(),
+            a,
+            lda,
             b,
             ldb,
             c: c.ptr_at((i0 + r0) * ldc + j0),
@@ -157,18 +197,25 @@ fn few_rows(
         && b.col_stride == 1
         && (b.row_stride < ALIASING_STRIDE || !b.row_stride.is_multiple_of(ALIASING_STRIDE));
     let panels = n.div_ceil(nr);
+    let direct = direct_a(ker, a);
     // Panels q0..q1, all depth blocks: A packed, then B's columns of these panels packed
     // (row by row, in order) unless read in place, then the tiles down each panel.
     let run = |q0: usize, q1: usize| {
         let (j0, cols) = (q0 * nr, (q1 * nr).min(n) - q0 * nr);
         let b_floats = if in_place { kc_max * nr } else { b_len(cols, kc_max, nr) };
-        par::with_scratch(a_len(m, kc_max, mr) + 16, |abuf: &mut [f32]| {
+        let a_floats = if direct { 0 } else { a_len(m, kc_max, mr) };
+        par::with_scratch(a_floats + 16, |abuf: &mut [f32]| {
             par::with_scratch(b_floats + 16, |bbuf: &mut [f32]| {
                 let (ap, bp) = (aligned(abuf), aligned(bbuf));
                 for p0 in (0..k).step_by(kc_max) {
                     let kc = kc_max.min(k - p0);
                     let beta = if p0 == 0 { beta } else { 1.0 };
-                    pack_a(a, 0, m, p0, kc, mr, ap);
+                    let ablock = if direct {
+                        ABlock::Direct(a.data[p0..].as_ptr(), a.row_stride)
+                    } else {
+                        pack_a(a, 0, m, p0, kc, mr, ap);
+                        ABlock::Packed(ap)
+                    };
                     if !in_place {
                         pack_b(b, p0, kc, j0, cols, nr, bp);
                     }
@@ -187,7 +234,7 @@ fn few_rows(
                         // SAFETY: A is packed for all m rows; the B panel has kc readable rows
                         // of NR floats (in place: columns jq..jq+NR ≤ n of rows p0..p0+kc of
                         // a checked B); this task owns C's columns of panels q0..q1.
-                        unsafe { tiles_down(ker, kc, ap, m, bptr, ldb, c, ldc, (0, jq, w), alpha, beta) };
+                        unsafe { tiles_down(ker, kc, ablock, m, bptr, ldb, c, ldc, (0, jq, w), alpha, beta) };
                     }
                 }
             })
@@ -224,6 +271,7 @@ fn many_rows(
     }
     let mc = m.div_ceil(blocks).next_multiple_of(mr);
     let blocks = m.div_ceil(mc);
+    let direct = direct_a(ker, a);
     par::with_scratch(b_len(nc_max, kc_max, nr) + 16, |bbuf: &mut [f32]| {
         let bp = aligned(bbuf);
         for j0 in (0..n).step_by(nc_max) {
@@ -246,9 +294,15 @@ fn many_rows(
                 let block = |ib: usize| {
                     let i0 = ib * mc;
                     let rows = mc.min(m - i0);
-                    par::with_scratch(a_len(rows, kc, mr) + 16, |abuf: &mut [f32]| {
+                    let a_floats = if direct { 0 } else { a_len(rows, kc, mr) };
+                    par::with_scratch(a_floats + 16, |abuf: &mut [f32]| {
                         let ap = aligned(abuf);
-                        pack_a(a, i0, rows, p0, kc, mr, ap);
+                        let ablock = if direct {
+                            ABlock::Direct(a.data[i0 * a.row_stride + p0..].as_ptr(), a.row_stride)
+                        } else {
+                            pack_a(a, i0, rows, p0, kc, mr, ap);
+                            ABlock::Packed(ap)
+                        };
                         for (q, panel) in slab.chunks_exact(kc * nr).enumerate() {
                             let jj = j0 + q * nr;
                             let cols = nr.min(n - jj);
@@ -258,7 +312,7 @@ fn many_rows(
                                 tiles_down(
                                     ker,
                                     kc,
-                                    ap,
+                                    ablock,
                                     rows,
                                     panel.as_ptr(),
                                     nr,

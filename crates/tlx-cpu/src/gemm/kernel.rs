@@ -2,7 +2,8 @@
 //! between them.
 //!
 //! A micro-kernel computes one register tile `C[0..rows, 0..cols] ← α·Σ_p a_p ⊗ b_p + β·C`
-//! from a packed A panel (`k` steps of `MR` floats, rows beyond `rows` zero) and a B panel
+//! from a packed A panel (`k` steps of `MR` floats, rows beyond `rows` zero) — or A read in
+//! place, `rows` rows at stride `lda` — and a B panel
 //! (`k` rows of `NR` floats at row stride `ldb`: a packed panel, or B itself when it is
 //! row-major). The SIMD kernels share one generic body ([`tile_body`]) over a small
 //! [`Vector`] trait, instantiated for AVX2+FMA (`kernel_avx2`) and AVX-512F
@@ -16,8 +17,10 @@ use std::sync::OnceLock;
 pub(super) struct Tile {
     /// Depth of the product.
     pub k: usize,
-    /// Packed A panel: element (i, p) at `a[p·MR + i]`, 64-byte aligned.
+    /// A: with `lda == 0` a packed panel, element (i, p) at `a[p·MR + i]`, 64-byte aligned;
+    /// otherwise A read in place, element (i, p) at `a[i·lda + p]` (rows < `rows` only).
     pub a: *const f32,
+    pub lda: usize,
     /// B panel: element (p, j) at `b[p·ldb + j]` for j < NR (all NR readable).
     pub b: *const f32,
     pub ldb: usize,
@@ -42,6 +45,8 @@ pub(super) struct Kernel {
     pub mc: usize,
     pub kc: usize,
     pub nc: usize,
+    /// Whether `tile` also reads A in place (`Tile::lda != 0`).
+    pub direct_a: bool,
     /// Runs one tile.
     ///
     /// # Safety
@@ -118,7 +123,8 @@ impl Kernel {
 const P_MR: usize = 4;
 const P_NR: usize = 8;
 
-const PORTABLE: Kernel = Kernel { mr: P_MR, nr: P_NR, mc: 128, kc: 256, nc: 2048, tile: tile_portable };
+const PORTABLE: Kernel =
+    Kernel { mr: P_MR, nr: P_NR, mc: 128, kc: 256, nc: 2048, direct_a: true, tile: tile_portable };
 
 /// The scalar reference micro-kernel (the contract of [`Tile`] in plain loops).
 ///
@@ -127,16 +133,13 @@ const PORTABLE: Kernel = Kernel { mr: P_MR, nr: P_NR, mc: 128, kc: 256, nc: 2048
 unsafe fn tile_portable(t: &Tile) {
     let mut acc = [[0f32; P_NR]; P_MR];
     for p in 0..t.k {
-        // SAFETY: the packed A panel holds k·MR floats, and row p of the B panel NR floats.
-        let (a, b) = unsafe {
-            (
-                std::slice::from_raw_parts(t.a.add(p * P_MR), P_MR),
-                std::slice::from_raw_parts(t.b.add(p * t.ldb), P_NR),
-            )
-        };
-        for i in 0..P_MR {
-            for j in 0..P_NR {
-                acc[i][j] += a[i] * b[j];
+        // SAFETY: row p of the B panel holds NR floats.
+        let b = unsafe { std::slice::from_raw_parts(t.b.add(p * t.ldb), P_NR) };
+        for (i, acc_row) in acc.iter_mut().enumerate().take(t.rows) {
+            // SAFETY: row i < rows of A at step p < k: in the packed panel or in A itself.
+            let a_ip = unsafe { *t.a.add(if t.lda == 0 { p * P_MR + i } else { i * t.lda + p }) };
+            for (x, &bj) in acc_row.iter_mut().zip(b) {
+                *x += a_ip * bj;
             }
         }
     }
@@ -188,6 +191,26 @@ pub(super) unsafe fn tile_body<V: Vector, const MR: usize, const ROWS: usize, co
             }
         }
         let mut acc = [[V::zero(); NV]; ROWS];
+        if t.lda != 0 {
+            direct_a_loop::<V, ROWS, NV>(t, &mut acc);
+        } else {
+            packed_a_loop::<V, MR, ROWS, NV>(t, &mut acc);
+        }
+        store_tile::<V, ROWS, NV>(t, &acc);
+    }
+}
+
+/// The k loop over a packed A panel.
+///
+/// # Safety
+/// As [`tile_body`], with `t.lda == 0`.
+#[inline(always)]
+unsafe fn packed_a_loop<V: Vector, const MR: usize, const ROWS: usize, const NV: usize>(
+    t: &Tile,
+    acc: &mut [[V; NV]; ROWS],
+) {
+    // SAFETY: the packed panel holds k steps of MR floats; B has k rows of NV vectors.
+    unsafe {
         let (mut a, mut b) = (t.a, t.b);
         for _ in 0..t.k {
             // The A panel comes from L2 (B's micro-panel stays in L1): fetch it 16 steps
@@ -206,6 +229,53 @@ pub(super) unsafe fn tile_body<V: Vector, const MR: usize, const ROWS: usize, co
             a = a.add(MR);
             b = b.add(t.ldb);
         }
+    }
+}
+
+/// The k loop reading A in place: rows at stride `t.lda`, each a contiguous run of k floats
+/// (rows past `t.rows` repeat the last row; their sums are never stored). Saves packing A
+/// where each element of A meets few columns of B (narrow outputs, e.g. 64 channels).
+///
+/// # Safety
+/// As [`tile_body`], with `t.lda != 0` and rows `0..t.rows` of A readable for k floats.
+#[inline(always)]
+unsafe fn direct_a_loop<V: Vector, const ROWS: usize, const NV: usize>(t: &Tile, acc: &mut [[V; NV]; ROWS]) {
+    // SAFETY: every row pointer is one of rows 0..t.rows of A, read at steps p < k; B has
+    // k rows of NV vectors.
+    unsafe {
+        let last = t.rows.max(1) - 1;
+        let rows: [*const f32; ROWS] = std::array::from_fn(|i| t.a.add(i.min(last) * t.lda));
+        let mut b = t.b;
+        for p in 0..t.k {
+            // Each row streams from L2: fetch its next cache line but one, once per line.
+            if p % 16 == 0 {
+                for r in rows {
+                    V::prefetch(r.wrapping_add(p + 32));
+                }
+            }
+            let mut bv = [V::zero(); NV];
+            for (v, x) in bv.iter_mut().enumerate() {
+                *x = V::load(b.add(v * V::LANES));
+            }
+            for (row, r) in acc.iter_mut().zip(rows) {
+                let ai = V::splat(*r.add(p));
+                for (x, &bx) in row.iter_mut().zip(&bv) {
+                    *x = V::fmadd(ai, bx, *x);
+                }
+            }
+            b = b.add(t.ldb);
+        }
+    }
+}
+
+/// `C[tile] ← α·acc + β·C[tile]` for the tile's rows and columns (β = 0: C not read).
+///
+/// # Safety
+/// As [`tile_body`].
+#[inline(always)]
+unsafe fn store_tile<V: Vector, const ROWS: usize, const NV: usize>(t: &Tile, acc: &[[V; NV]; ROWS]) {
+    // SAFETY: every C access stays inside rows × cols of the tile.
+    unsafe {
         let alpha = V::splat(t.alpha);
         let beta = V::splat(t.beta);
         for (i, row) in acc.iter().enumerate() {

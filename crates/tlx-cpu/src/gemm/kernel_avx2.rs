@@ -11,7 +11,7 @@ const NR: usize = 16;
 
 /// Blocking for a 32 KiB L1 / 512 KiB–2 MiB L2 core (BLIS's Haswell/Zen choice): the B
 /// micro-panel `kc × 16` is 16 KiB, the packed A block `mc × kc` 144 KiB.
-pub(super) const KERNEL: Kernel = Kernel { mr: MR, nr: NR, mc: 144, kc: 256, nc: 4080, tile };
+pub(super) const KERNEL: Kernel = Kernel { mr: MR, nr: NR, mc: 144, kc: 256, nc: 4080, direct_a: true, tile };
 
 #[derive(Clone, Copy)]
 struct V8(__m256);

@@ -11,7 +11,7 @@ const NR: usize = 32;
 
 /// Blocking for a 48 KiB L1 / 2 MiB L2 core: the B micro-panel `kc × 32` is 32 KiB, the
 /// packed A block `mc × kc` 384 KiB.
-pub(super) const KERNEL: Kernel = Kernel { mr: MR, nr: NR, mc: 384, kc: 256, nc: 4096, tile };
+pub(super) const KERNEL: Kernel = Kernel { mr: MR, nr: NR, mc: 384, kc: 256, nc: 4096, direct_a: true, tile };
 
 #[derive(Clone, Copy)]
 struct V16(__m512);

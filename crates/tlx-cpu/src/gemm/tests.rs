@@ -363,3 +363,40 @@ fn packing_layouts() {
         }
     }
 }
+
+/// Row-major A is read in place unless its rows crowd into a few L1 sets (a row stride of a
+/// multiple of 1024 floats packs it): both paths, every kernel, edge rows (m not a multiple
+/// of MR, including m < MR), one and two threads, and rows padded beyond k (stride > k).
+#[test]
+fn a_read_in_place_and_packed_agree_with_reference() {
+    for isa in isas() {
+        for &(m, k, n, lda) in &[
+            (29, 70, 40, 70),     // in place
+            (29, 70, 40, 1024),   // 4 KiB rows: packed
+            (5, 33, 17, 40),      // fewer rows than MR (AVX-512): packed
+            (400, 300, 70, 301),  // many rows, several A blocks
+            (400, 300, 70, 2048), // many rows, packed
+            (130, 520, 33, 523),  // several depth blocks
+        ] {
+            let a = fill(m * lda, 21);
+            let b = fill(k * n, 22);
+            // The reference sees the first k columns of each padded row.
+            let a_dense: Vec<f64> = (0..m).flat_map(|i| a[i * lda..i * lda + k].to_vec()).collect();
+            let mut want = vec![0.0; m * n];
+            reference::gemm(m, k, n, 1.0, &a_dense, &b, 0.0, &mut want);
+            let a32: Vec<f32> = a.iter().map(|&v| v as f32).collect();
+            let b32: Vec<f32> = b.iter().map(|&v| v as f32).collect();
+            let av = MatRef { data: &a32[..], rows: m, cols: k, row_stride: lda, col_stride: 1 };
+            for threads in [1, 2] {
+                let mut c = vec![f32::NAN; m * n];
+                gemm_with(isa, threads, 1.0, av, MatRef::row_major(&b32, k, n), 0.0, &mut c, n);
+                for (x, y) in c.iter().zip(&want) {
+                    assert!(
+                        (*x as f64 - y).abs() < 1e-3,
+                        "{isa:?} {m}x{k}x{n} lda {lda} {threads}t: {x} vs {y}"
+                    );
+                }
+            }
+        }
+    }
+}
