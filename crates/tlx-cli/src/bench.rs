@@ -9,7 +9,9 @@
 //!   `threads`.
 //! - `tlx bench train --arch … --batch … [--json]`: one training step of the application's
 //!   frozen base with a new Dense head (Adam, sparse categorical cross-entropy),
-//!   `ms_per_step`, `steps_per_second`, `images_per_second`.
+//!   `ms_per_step`, `steps_per_second`, `images_per_second`; `--unfreeze-from LAYER` trains
+//!   the base from that layer on as well (fine-tuning its top, e.g. ResNet50's last stage
+//!   from `conv5_block1_1_conv`).
 //!
 //! Each runs inside a dedicated rayon pool of `--threads` threads (`pool.install`).
 
@@ -42,7 +44,9 @@ enum What {
     )]
     Model(ModelArgs),
     /// One training step of a frozen application base with a new Dense head: ms per step.
-    #[command(after_help = "Example:\n  tlx bench train --arch vgg16 --batch 32 --threads 2 --json")]
+    #[command(
+        after_help = "Examples:\n  tlx bench train --arch vgg16 --batch 32 --threads 2 --json\n  tlx bench train --arch resnet50 --batch 32 --unfreeze-from conv5_block1_1_conv"
+    )]
     Train(ModelArgs),
 }
 
@@ -91,6 +95,9 @@ struct ModelArgs {
     /// Classes of the new head (bench train).
     #[arg(long, value_name = "N", default_value_t = 10)]
     classes: usize,
+    /// bench train: train the base from this layer on too (the layers below stay frozen).
+    #[arg(long, value_name = "LAYER")]
+    unfreeze_from: Option<String>,
     #[command(flatten)]
     common: Common,
 }
@@ -216,7 +223,11 @@ fn time_model(m: &ModelArgs, arch: Arch, train: bool) -> Result<(f64, (usize, us
     let mut model = Model::sequential("bench_transfer", &[s, s, 3]);
     model.add(base).map_err(|x| e(&x))?;
     model.add(Dense::new("head", m.classes, Activation::Softmax { axis: -1 })).map_err(|x| e(&x))?;
-    model.set_trainable_where(&LayerSelector::Range(0, 1), false).map_err(|x| e(&x))?;
+    let frozen = match &m.unfreeze_from {
+        Some(name) => LayerSelector::Below(name.clone()),
+        None => LayerSelector::Range(0, 1),
+    };
+    model.set_trainable_where(&frozen, false).map_err(|x| e(&x))?;
     let (total, trainable, _) = model.param_counts();
     let labels: Vec<i64> = (0..m.batch).map(|i| (i % m.classes) as i64).collect();
     let y = Tensor::from_vec(labels, [m.batch]).map_err(|x| e(&x))?;
@@ -261,7 +272,11 @@ fn bench_model(m: ModelArgs, train: bool) -> Result<ExitCode, String> {
         println!("{o}");
     } else {
         let what = if train {
-            "training step (frozen base + head)"
+            if m.unfreeze_from.is_some() {
+                "training step (top of the base + head)"
+            } else {
+                "training step (frozen base + head)"
+            }
         } else if top {
             "inference"
         } else {

@@ -546,6 +546,36 @@ fn bench_prints_the_json_forms_scripts_use() {
     // Only the new head trains: 1280 features × 3 classes + 3 biases.
     assert_eq!(v["trainable_params"].as_u64(), Some(1280 * 3 + 3), "{v}");
 
+    // Fine-tuning the top of the base: from MobileNetV2's last conv (Conv_1, 1×1 320→1280,
+    // no bias) on, its BatchNorm's γ and β and the head train too.
+    let train_from = |layer: &str| {
+        tlx(&[
+            "bench",
+            "train",
+            "--arch",
+            "mobilenetv2",
+            "--batch",
+            "2",
+            "--threads",
+            "1",
+            "--input-size",
+            "32",
+            "--classes",
+            "3",
+            "--reps",
+            "1",
+            "--unfreeze-from",
+            layer,
+            "--json",
+        ])
+    };
+    let o = train_from("Conv_1");
+    ok(&o);
+    let v: serde_json::Value = serde_json::from_str(stdout(&o).trim()).expect("one JSON object");
+    assert_eq!(v["trainable_params"].as_u64(), Some(320 * 1280 + 2 * 1280 + 1280 * 3 + 3), "{v}");
+    let o = train_from("no_such_layer");
+    assert!(!o.status.success() && String::from_utf8_lossy(&o.stderr).contains("no_such_layer"), "{o:?}");
+
     let o = tlx(&["bench", "gemm", "--size", "32", "--threads", "2"]);
     ok(&o);
     assert!(stdout(&o).contains("GFLOP/s"));
