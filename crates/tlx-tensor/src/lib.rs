@@ -23,6 +23,7 @@ pub mod cuda;
 pub mod gradcheck;
 mod ops;
 pub mod random;
+pub mod recycle;
 pub mod storage;
 mod tensor;
 

@@ -57,6 +57,8 @@ pub trait StorageElement: Element {
     fn slice_mut(s: &mut CpuStorage) -> Option<&mut [Self]>;
     /// Wraps a vector.
     fn wrap(v: Vec<Self>) -> CpuStorage;
+    /// The vector, if `s` holds this type (otherwise `s` back).
+    fn unwrap(s: CpuStorage) -> std::result::Result<Vec<Self>, CpuStorage>;
 }
 
 macro_rules! storage_element {
@@ -76,6 +78,12 @@ macro_rules! storage_element {
             }
             fn wrap(v: Vec<Self>) -> CpuStorage {
                 CpuStorage::$v(v)
+            }
+            fn unwrap(s: CpuStorage) -> std::result::Result<Vec<Self>, CpuStorage> {
+                match s {
+                    CpuStorage::$v(v) => Ok(v),
+                    other => Err(other),
+                }
             }
         }
     };

@@ -337,6 +337,19 @@ impl Model {
         ctx: &mut Context,
         logits: bool,
     ) -> Result<(Vec<Option<Tensor>>, Vec<Option<Logits>>)> {
+        tlx_tensor::recycle::with_recycling(|| self.run_nodes_recycling(inputs, preset, end, ctx, logits))
+    }
+
+    /// [`Model::run_nodes`] inside a recycling scope.
+    #[allow(clippy::type_complexity)]
+    fn run_nodes_recycling(
+        &self,
+        inputs: &[Tensor],
+        preset: Option<(usize, Tensor)>,
+        end: usize,
+        ctx: &mut Context,
+        logits: bool,
+    ) -> Result<(Vec<Option<Tensor>>, Vec<Option<Logits>>)> {
         let n = self.nodes.len();
         let start = preset.as_ref().map_or(0, |(j, _)| j + 1);
         // Last consumer of every node's value, so activations are dropped as soon as possible.
@@ -402,10 +415,15 @@ impl Model {
                 j
             };
             // A fused chain's inner nodes read only the node before them (never stored).
+            // Freed activations nobody else holds go back to the recycling pool, for the
+            // next outputs that are overwritten entirely (`tlx_tensor::recycle`).
+            drop(args);
             for s in &node.inputs {
                 if let Source::Node(k) = s {
                     if last_use[*k] == j {
-                        values[*k] = None;
+                        if let Some(t) = values[*k].take() {
+                            tlx_tensor::recycle::recycle(t);
+                        }
                     }
                 }
             }

@@ -102,7 +102,8 @@ impl Tensor {
                 shift: shift.as_deref(),
                 act: ep.act,
             };
-            let mut out = vec![T::default(); geom.output_shape().iter().product()];
+            // Overwritten entirely (bias or β = 0): a recycled buffer will do.
+            let mut out = crate::recycle::output_buffer::<T>(geom.output_shape().iter().product());
             x.with_slice::<T, _>(|xs| {
                 k.with_slice::<T, _>(|ks| {
                     tlx_cpu::conv::conv2d_forward_fused(geom, xs, ks, &cpu_ep, &mut out)
@@ -131,7 +132,7 @@ impl Tensor {
                     return Err(Error::invalid("add_relu", "operands are not contiguous"));
                 };
                 let (xa, xb) = (&sa.as_slice::<T>("add_relu")?[ra], &sb.as_slice::<T>("add_relu")?[rb]);
-                let mut out = vec![T::default(); xa.len()];
+                let mut out = crate::recycle::output_buffer::<T>(xa.len());
                 tlx_cpu::elementwise::add_relu(xa, xb, &mut out);
                 Ok(T::wrap(out))
             })
