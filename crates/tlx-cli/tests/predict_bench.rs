@@ -523,33 +523,9 @@ fn bench_prints_the_json_forms_scripts_use() {
     assert_eq!(v["arch"], "mobilenetv2");
     assert_eq!((v["batch"].as_u64(), v["threads"].as_u64()), (Some(1), Some(1)));
 
-    let o = tlx(&[
-        "bench",
-        "train",
-        "--arch",
-        "mobilenetv2",
-        "--batch",
-        "2",
-        "--threads",
-        "1",
-        "--input-size",
-        "32",
-        "--classes",
-        "3",
-        "--reps",
-        "2",
-        "--json",
-    ]);
-    ok(&o);
-    let v: serde_json::Value = serde_json::from_str(stdout(&o).trim()).expect("one JSON object");
-    assert!(v["ms_per_step"].as_f64().unwrap() > 0.0, "{v}");
-    // Only the new head trains: 1280 features × 3 classes + 3 biases.
-    assert_eq!(v["trainable_params"].as_u64(), Some(1280 * 3 + 3), "{v}");
-
-    // Fine-tuning the top of the base: from MobileNetV2's last conv (Conv_1, 1×1 320→1280,
-    // no bias) on, its BatchNorm's γ and β and the head train too.
-    let train_from = |layer: &str| {
-        tlx(&[
+    // A training step of MobileNetV2 (32×32, batch 2, 3 classes), plus `extra` flags.
+    let bench_train = |extra: &[&str]| {
+        let mut args = vec![
             "bench",
             "train",
             "--arch",
@@ -564,11 +540,21 @@ fn bench_prints_the_json_forms_scripts_use() {
             "3",
             "--reps",
             "1",
-            "--unfreeze-from",
-            layer,
             "--json",
-        ])
+        ];
+        args.extend_from_slice(extra);
+        tlx(&args)
     };
+    let o = bench_train(&[]);
+    ok(&o);
+    let v: serde_json::Value = serde_json::from_str(stdout(&o).trim()).expect("one JSON object");
+    assert!(v["ms_per_step"].as_f64().unwrap() > 0.0, "{v}");
+    // Only the new head trains: 1280 features × 3 classes + 3 biases.
+    assert_eq!(v["trainable_params"].as_u64(), Some(1280 * 3 + 3), "{v}");
+
+    // Fine-tuning the top of the base: from MobileNetV2's last conv (Conv_1, 1×1 320→1280,
+    // no bias) on, its BatchNorm's γ and β and the head train too.
+    let train_from = |layer: &str| bench_train(&["--unfreeze-from", layer]);
     let o = train_from("Conv_1");
     ok(&o);
     let v: serde_json::Value = serde_json::from_str(stdout(&o).trim()).expect("one JSON object");

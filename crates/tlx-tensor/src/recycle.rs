@@ -3,7 +3,7 @@
 //! A model's inference frees each activation after its last use and allocates the next
 //! layer's output right after. Large fresh allocations cost a page fault and a kernel-zeroed
 //! page per 4 KiB, and reused heap memory a `memset` — for outputs the kernels overwrite
-//! entirely. Inside [`with_recycling`], [`recycle`] keeps the buffer of a tensor nobody else
+//! entirely. While a [`scope`] lives, [`recycle`] keeps the buffer of a tensor nobody else
 //! holds, and the ops that overwrite their whole output (`conv2d_fused`, `add_relu`) take
 //! their buffer from here when one of a fitting size is kept. Recycled buffers hold earlier
 //! values (initialised memory, never uninitialised), which those ops overwrite.
@@ -22,33 +22,42 @@ const MIN_BYTES: usize = 1 << 18;
 const MAX_KEPT: usize = 8;
 
 thread_local! {
-    /// `Some` inside a [`with_recycling`] scope.
+    /// `Some` while a [`scope`] lives.
     static POOL: RefCell<Option<Vec<CpuStorage>>> = const { RefCell::new(None) };
 }
 
-/// Runs `f` with recycling on for this thread (nested scopes share the outer pool).
-pub fn with_recycling<R>(f: impl FnOnce() -> R) -> R {
-    struct End(bool);
-    impl Drop for End {
-        fn drop(&mut self) {
-            if self.0 {
-                POOL.with(|p| *p.borrow_mut() = None);
-            }
-        }
-    }
-    let outer = POOL.with(|p| {
-        let mut p = p.borrow_mut();
-        let outer = p.is_some();
-        if !outer {
-            *p = Some(Vec::new());
-        }
-        outer
-    });
-    let _end = End(!outer);
-    f()
+/// Recycling is on for this thread while a `Scope` lives (see [`scope`]); the outermost one
+/// frees the kept buffers when it ends.
+#[must_use = "recycling stops when the scope is dropped"]
+pub struct Scope {
+    outermost: bool,
+    /// Tied to the thread whose pool it opened.
+    _not_send: std::marker::PhantomData<*const ()>,
 }
 
-/// Drops `t`; inside a [`with_recycling`] scope its buffer is kept for reuse when `t` is the
+/// Turns recycling on for this thread until the returned [`Scope`] is dropped (nested scopes
+/// share the outer pool).
+pub fn scope() -> Scope {
+    let outermost = POOL.with(|p| {
+        let mut p = p.borrow_mut();
+        let outermost = p.is_none();
+        if outermost {
+            *p = Some(Vec::new());
+        }
+        outermost
+    });
+    Scope { outermost, _not_send: std::marker::PhantomData }
+}
+
+impl Drop for Scope {
+    fn drop(&mut self) {
+        if self.outermost {
+            POOL.with(|p| *p.borrow_mut() = None);
+        }
+    }
+}
+
+/// Drops `t`; inside a [`scope`] its buffer is kept for reuse when `t` is the
 /// only handle to a large, owned CPU buffer (no view, gradient or graph shares it).
 pub fn recycle(t: Tensor) {
     if !POOL.with(|p| p.borrow().is_some()) || t.device() != Device::Cpu {
@@ -92,7 +101,6 @@ pub(crate) fn output_buffer<T: StorageElement + Default + Clone>(n: usize) -> Ve
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::DType;
 
     fn big() -> Tensor {
         Tensor::from_vec(vec![1.5f32; 1 << 17], [1 << 17]).unwrap()
@@ -102,7 +110,8 @@ mod tests {
     fn buffers_are_kept_only_inside_a_scope_and_only_when_unshared() {
         recycle(big());
         assert!(take::<f32>(1 << 17).is_none(), "outside a scope nothing is kept");
-        with_recycling(|| {
+        {
+            let _scope = scope();
             let shared = big();
             let view = shared.reshape([2, 1 << 16]).unwrap();
             recycle(shared);
@@ -117,8 +126,13 @@ mod tests {
             assert_eq!(v.len(), 100_000);
             assert!(take::<f32>(100_000).is_none(), "taken once");
             recycle(big());
-        });
-        with_recycling(|| assert!(take::<f32>(1 << 17).is_none(), "the scope's end frees the pool"));
-        let _ = DType::F32;
+            let inner = scope();
+            recycle(big());
+            drop(inner);
+            assert!(take::<f32>(1 << 17).is_some(), "a nested scope shares and keeps the pool");
+            recycle(big());
+        }
+        let _scope = scope();
+        assert!(take::<f32>(1 << 17).is_none(), "the outer scope's end frees the pool");
     }
 }

@@ -263,19 +263,7 @@ pub fn compare(
     lb: &Layout,
     out: &mut DeviceBuf<u8>,
 ) -> Result<()> {
-    const OP: &str = "compare";
-    let ctx = out.context().clone();
-    let n = out.len();
-    let l = operands(OP, a, la, b, lb, n)?;
-    let (pa, pb, po) = (a.arg(&ctx, OP, "a", 0)?, b.arg(&ctx, OP, "b", 0)?, out.arg(&ctx, OP, "out", n)?);
-    if n == 0 {
-        return Ok(());
-    }
-    let mut args = KernelArgs::new();
-    args.ptr(pa).ptr(pb).ptr(po).val(n as i64).val(l).val(cmp_code(op));
-    // SAFETY: compare_f32(const float*, const float*, u8*, i64, Strided2, int): views inside
-    // their buffers, n bytes of mask written.
-    unsafe { ctx.launch(FILE, "compare_f32", grid(n), &args) }
+    compare_typed(op, a, la, b, lb, out)
 }
 
 /// [`compare`] for u8, i32, i64, f32 and f64 elements (exact: no conversion), e.g. integer

@@ -337,19 +337,8 @@ impl Model {
         ctx: &mut Context,
         logits: bool,
     ) -> Result<(Vec<Option<Tensor>>, Vec<Option<Logits>>)> {
-        tlx_tensor::recycle::with_recycling(|| self.run_nodes_recycling(inputs, preset, end, ctx, logits))
-    }
-
-    /// [`Model::run_nodes`] inside a recycling scope.
-    #[allow(clippy::type_complexity)]
-    fn run_nodes_recycling(
-        &self,
-        inputs: &[Tensor],
-        preset: Option<(usize, Tensor)>,
-        end: usize,
-        ctx: &mut Context,
-        logits: bool,
-    ) -> Result<(Vec<Option<Tensor>>, Vec<Option<Logits>>)> {
+        // Freed activations are recycled for the next outputs (`tlx_tensor::recycle`).
+        let _recycling = tlx_tensor::recycle::scope();
         let n = self.nodes.len();
         let start = preset.as_ref().map_or(0, |(j, _)| j + 1);
         // Last consumer of every node's value, so activations are dropped as soon as possible.
