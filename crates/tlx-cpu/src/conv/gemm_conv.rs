@@ -13,12 +13,12 @@
 //! single-threaded GEMMs); with few, tiles run one after another and the im2col and GEMM of
 //! each are parallel inside.
 
-use super::im2col::{col2im_add, im2col};
+use super::im2col::{col2im_add, col_stride, im2col};
 use super::{Epilogue, Tuning};
-use crate::gemm::{gemm, gemm_serial, MatRef};
+use crate::gemm::{gemm, gemm_packed, gemm_packed_serial, gemm_serial, with_packed_b, MatRef, PackedB};
 use crate::par::{self, SharedMut};
 use rayon::prelude::*;
-use tlx_core::{Conv2dGeometry, Float};
+use tlx_core::{Conv2dGeometry, DType, Float};
 
 /// How the flattened output rows are cut into tiles.
 #[derive(Clone, Copy, Debug)]
@@ -55,12 +55,56 @@ fn out_group<'a, T>(g: &Conv2dGeometry, data: &'a [T], r0: usize, rows: usize, g
     MatRef { data: &data[r0 * g.c_out + grp * cog..], rows, cols: cog, row_stride: g.c_out, col_stride: 1 }
 }
 
-#[allow(clippy::too_many_arguments)]
-fn product<T: Float>(parallel: bool, a: MatRef<'_, T>, b: MatRef<'_, T>, beta: T, c: &mut [T], ldc: usize) {
-    if parallel {
-        gemm(T::one(), a, b, beta, c, ldc);
+/// `c ← a·b + β·c`, on the pool when `parallel`; with `packed` (b packed beforehand, f32
+/// only) instead of packing b again.
+fn product<T: Float>(
+    parallel: bool,
+    a: MatRef<'_, T>,
+    b: MatRef<'_, T>,
+    packed: Option<&PackedB<'_>>,
+    beta: T,
+    c: &mut [T],
+    ldc: usize,
+) {
+    match packed {
+        Some(pb) => {
+            debug_assert_eq!((pb.rows(), pb.cols()), (b.rows, b.cols));
+            let (a, c) = (as_f32(a), bytemuck::cast_slice_mut::<T, f32>(c));
+            if parallel {
+                gemm_packed(1.0, a, pb, beta.to_f32(), c, ldc);
+            } else {
+                gemm_packed_serial(1.0, a, pb, beta.to_f32(), c, ldc);
+            }
+        }
+        None if parallel => gemm(T::one(), a, b, beta, c, ldc),
+        None => gemm_serial(T::one(), a, b, beta, c, ldc),
+    }
+}
+
+/// An f32 matrix view seen as f32 (T is f32 wherever this is called).
+fn as_f32<T: Float>(m: MatRef<'_, T>) -> MatRef<'_, f32> {
+    MatRef {
+        data: bytemuck::cast_slice(m.data),
+        rows: m.rows,
+        cols: m.cols,
+        row_stride: m.row_stride,
+        col_stride: m.col_stride,
+    }
+}
+
+/// Calls `f` with the kernel matrix `w` packed once for the SGEMM micro-kernel when the
+/// call multiplies it by several tiles (f32 and one group: Keras's convolutions), so that
+/// the tiles, on whatever thread, do not each pack it again; otherwise with `None`.
+fn with_packed_kernel<T: Float, R>(
+    g: &Conv2dGeometry,
+    w: MatRef<'_, T>,
+    tiles: usize,
+    f: impl FnOnce(Option<&PackedB<'_>>) -> R,
+) -> R {
+    if T::DTYPE == DType::F32 && g.groups == 1 && tiles > 1 {
+        with_packed_b(as_f32(w), |pb| f(Some(pb)))
     } else {
-        gemm_serial(T::one(), a, b, beta, c, ldc);
+        f(None)
     }
 }
 
@@ -84,40 +128,53 @@ pub(super) fn forward<T: Float>(
     // which the epilogue then finds in cache.
     let plan = TilePlan::new(m, if pointwise { g.c_out } else { k_row }, parallel, t);
     let beta = if bias.is_some() { T::one() } else { T::zero() };
-    // One tile: out_tile [rows, c_out] for output rows r0..r0+rows.
-    let tile = |col: &mut [T], r0: usize, out_tile: &mut [T], inner: bool| {
-        let rows = out_tile.len() / g.c_out;
-        if bias.is_some() {
-            super::fill_bias(out_tile, g.c_out, bias);
-        }
-        for grp in 0..g.groups {
-            let a = if pointwise {
-                // [rows, c_in] rows of the input
-                MatRef::row_major(&input[r0 * g.c_in..(r0 + rows) * g.c_in], rows, g.c_in)
-            } else {
-                im2col(g, input, grp, r0, rows, col, inner);
-                MatRef::row_major(&col[..rows * k_row], rows, k_row)
-            };
-            let cog = g.c_out_per_group();
-            product(inner, a, kernel_group(g, kernel, grp), beta, &mut out_tile[grp * cog..], g.c_out);
-        }
-        if let Some(ep) = ep {
-            ep.apply(out_tile, g.c_out);
-        }
-    };
-    let chunk = plan.rows * g.c_out;
-    let col_len = if pointwise { 0 } else { plan.rows * k_row };
-    if plan.across_tiles {
-        out.par_chunks_mut(chunk).enumerate().for_each(|(i, o)| {
-            par::with_scratch(col_len, |col| tile(col, i * plan.rows, o, false));
-        });
-    } else {
-        par::with_scratch(col_len, |col| {
-            for (i, o) in out.chunks_mut(chunk).enumerate() {
-                tile(col, i * plan.rows, o, parallel);
+    let tiles = m.div_ceil(plan.rows);
+    // The column matrix's row stride: rows that would share L1 sets are spread.
+    let ld = col_stride(k_row);
+    with_packed_kernel(g, kernel_group(g, kernel, 0), tiles, |packed| {
+        // One tile: out_tile [rows, c_out] for output rows r0..r0+rows.
+        let tile = |col: &mut [T], r0: usize, out_tile: &mut [T], inner: bool| {
+            let rows = out_tile.len() / g.c_out;
+            if bias.is_some() {
+                super::fill_bias(out_tile, g.c_out, bias);
             }
-        });
-    }
+            for grp in 0..g.groups {
+                let a = if pointwise {
+                    // [rows, c_in] rows of the input
+                    MatRef::row_major(&input[r0 * g.c_in..(r0 + rows) * g.c_in], rows, g.c_in)
+                } else {
+                    im2col(g, input, grp, r0, rows, col, ld, inner);
+                    MatRef { data: &col[..rows * ld], rows, cols: k_row, row_stride: ld, col_stride: 1 }
+                };
+                let cog = g.c_out_per_group();
+                product(
+                    inner,
+                    a,
+                    kernel_group(g, kernel, grp),
+                    packed,
+                    beta,
+                    &mut out_tile[grp * cog..],
+                    g.c_out,
+                );
+            }
+            if let Some(ep) = ep {
+                ep.apply(out_tile, g.c_out);
+            }
+        };
+        let chunk = plan.rows * g.c_out;
+        let col_len = if pointwise { 0 } else { plan.rows * ld };
+        if plan.across_tiles {
+            out.par_chunks_mut(chunk).enumerate().for_each(|(i, o)| {
+                par::with_scratch(col_len, |col| tile(col, i * plan.rows, o, false));
+            });
+        } else {
+            par::with_scratch(col_len, |col| {
+                for (i, o) in out.chunks_mut(chunk).enumerate() {
+                    tile(col, i * plan.rows, o, parallel);
+                }
+            });
+        }
+    })
 }
 
 /// Kernel gradient: `grad_kernel` `[K, c_out]` (overwritten).
@@ -139,7 +196,7 @@ pub(super) fn backward_kernel<T: Float>(
             let r0 = ti * plan.rows;
             let rows = plan.rows.min(m - r0);
             for grp in 0..g.groups {
-                im2col(g, input, grp, r0, rows, col, inner);
+                im2col(g, input, grp, r0, rows, col, k_row, inner);
                 // colᵀ: [K, rows]
                 let ct = MatRef::row_major(&col[..rows * k_row], rows, k_row).t();
                 let cog = g.c_out_per_group();
@@ -147,6 +204,7 @@ pub(super) fn backward_kernel<T: Float>(
                     inner,
                     ct,
                     out_group(g, grad_out, r0, rows, grp),
+                    None,
                     T::one(),
                     &mut acc[grp * cog..],
                     g.c_out,
@@ -215,60 +273,63 @@ pub(super) fn backward_input<T: Float>(
         }
     }
     let row_len = g.w * g.c_in;
-    // Column products of dY tiles: col [rows, K] = dY[tile, grp] [rows, cog] × W_grpᵀ [cog, K],
-    // scattered into `dst`, the input gradient from flat element `base`.
-    let scatter = |r0: usize, rows: usize, dst: &mut [T], base: usize, inner: bool| {
-        par::with_scratch(rows * k_row, |col: &mut [T]| {
-            for grp in 0..g.groups {
-                let wt = kernel_group(g, kernel, grp).t();
-                product(inner, out_group(g, grad_out, r0, rows, grp), wt, T::zero(), col, k_row);
-                col2im_add(g, grp, r0, col, dst, base);
-            }
-        });
-    };
-    if band == g.out_h {
-        // Whole images per task: images never share input rows, so there are no phases, and
-        // several small images make one taller (more efficient) product.
-        let img_rows = g.out_h * g.out_w;
-        let per_task0 = target.div_ceil(img_rows).max(1);
-        let tasks = if parallel { (t.threads * g.n.div_ceil(t.threads * per_task0)).min(g.n) } else { 1 };
-        let per_task = g.n.div_ceil(tasks);
-        let inner = parallel && g.n.div_ceil(per_task) < t.threads;
-        let chunk = per_task * g.h * row_len;
-        let body = |(i, dst): (usize, &mut [T])| {
-            let images = dst.len() / (g.h * row_len);
-            scatter(i * per_task * img_rows, images * img_rows, dst, i * chunk, inner);
+    let products = g.n * g.out_h.div_ceil(band);
+    with_packed_kernel(g, kernel_group(g, kernel, 0).t(), products, |packed| {
+        // Column products of dY tiles: col [rows, K] = dY[tile, grp] [rows, cog] × W_grpᵀ [cog, K],
+        // scattered into `dst`, the input gradient from flat element `base`.
+        let scatter = |r0: usize, rows: usize, dst: &mut [T], base: usize, inner: bool| {
+            par::with_scratch(rows * k_row, |col: &mut [T]| {
+                for grp in 0..g.groups {
+                    let wt = kernel_group(g, kernel, grp).t();
+                    product(inner, out_group(g, grad_out, r0, rows, grp), wt, packed, T::zero(), col, k_row);
+                    col2im_add(g, grp, r0, col, dst, base);
+                }
+            });
         };
-        if parallel && !inner {
-            grad_input.par_chunks_mut(chunk).enumerate().for_each(body);
-        } else {
-            grad_input.chunks_mut(chunk).enumerate().for_each(body);
-        }
-        return;
-    }
-    let bands = g.out_h.div_ceil(band);
-    let inner = parallel && g.n * bands < 2 * t.threads;
-    let shared = SharedMut::new(grad_input);
-    par::for_each_band_phased(
-        g.n,
-        g.out_h,
-        band,
-        parallel,
-        || (),
-        |_, img, oy0, oy1| {
-            // The input rows this band reaches: [lo, hi).
-            let lo = (oy0 * g.stride_h).saturating_sub(g.pad_top);
-            let hi = ((oy1 - 1) * g.stride_h + span_h).saturating_sub(g.pad_top).min(g.h);
-            if lo >= hi {
-                return;
+        if band == g.out_h {
+            // Whole images per task: images never share input rows, so there are no phases, and
+            // several small images make one taller (more efficient) product.
+            let img_rows = g.out_h * g.out_w;
+            let per_task0 = target.div_ceil(img_rows).max(1);
+            let tasks = if parallel { (t.threads * g.n.div_ceil(t.threads * per_task0)).min(g.n) } else { 1 };
+            let per_task = g.n.div_ceil(tasks);
+            let inner = parallel && g.n.div_ceil(per_task) < t.threads;
+            let chunk = per_task * g.h * row_len;
+            let body = |(i, dst): (usize, &mut [T])| {
+                let images = dst.len() / (g.h * row_len);
+                scatter(i * per_task * img_rows, images * img_rows, dst, i * chunk, inner);
+            };
+            if parallel && !inner {
+                grad_input.par_chunks_mut(chunk).enumerate().for_each(body);
+            } else {
+                grad_input.chunks_mut(chunk).enumerate().for_each(body);
             }
-            let base = (img * g.h + lo) * row_len;
-            // SAFETY: bands of one phase are at least `min_band_rows` apart, so their input
-            // rows [lo, hi) are disjoint (see `par::min_band_rows`), and images never
-            // overlap; `shared` wraps `grad_input`, borrowed for this whole call.
-            let dst = unsafe { shared.range_mut(base, (img * g.h + hi) * row_len) };
-            let r0 = (img * g.out_h + oy0) * g.out_w;
-            scatter(r0, (oy1 - oy0) * g.out_w, dst, base, inner);
-        },
-    );
+            return;
+        }
+        let bands = g.out_h.div_ceil(band);
+        let inner = parallel && g.n * bands < 2 * t.threads;
+        let shared = SharedMut::new(grad_input);
+        par::for_each_band_phased(
+            g.n,
+            g.out_h,
+            band,
+            parallel,
+            || (),
+            |_, img, oy0, oy1| {
+                // The input rows this band reaches: [lo, hi).
+                let lo = (oy0 * g.stride_h).saturating_sub(g.pad_top);
+                let hi = ((oy1 - 1) * g.stride_h + span_h).saturating_sub(g.pad_top).min(g.h);
+                if lo >= hi {
+                    return;
+                }
+                let base = (img * g.h + lo) * row_len;
+                // SAFETY: bands of one phase are at least `min_band_rows` apart, so their input
+                // rows [lo, hi) are disjoint (see `par::min_band_rows`), and images never
+                // overlap; `shared` wraps `grad_input`, borrowed for this whole call.
+                let dst = unsafe { shared.range_mut(base, (img * g.h + hi) * row_len) };
+                let r0 = (img * g.out_h + oy0) * g.out_w;
+                scatter(r0, (oy1 - oy0) * g.out_w, dst, base, inner);
+            },
+        );
+    })
 }

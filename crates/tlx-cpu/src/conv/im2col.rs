@@ -31,8 +31,22 @@ fn tap_col(g: &Conv2dGeometry, ox: usize, b: usize) -> Option<usize> {
     (ix < g.w).then_some(ix)
 }
 
-/// Fills `col` (`[rows, kh·kw·cig]`) with the patches of output rows `r0..r0+rows`, group
-/// `grp`. Splits the rows across rayon tasks when `parallel` holds.
+/// The row stride for a column matrix of `k_row` columns: `k_row`, or 16 more when the rows
+/// would be a multiple of 128 bytes apart, whose rows then crowd into few L1 sets (every
+/// row of a 4 KiB multiple in one), which would make the GEMM pack them rather than read them
+/// in place (see `gemm::driver::direct_a`); an odd number of cache lines spreads them.
+pub(super) fn col_stride(k_row: usize) -> usize {
+    if k_row.is_multiple_of(32) {
+        k_row + 16
+    } else {
+        k_row
+    }
+}
+
+/// Fills `col` (`[rows, kh·kw·cig]`, row stride `ld`; the `ld − k_row` floats after each row
+/// are left alone) with the patches of output rows `r0..r0+rows`, group `grp`. Splits the
+/// rows across rayon tasks when `parallel` holds.
+#[allow(clippy::too_many_arguments)]
 pub(super) fn im2col<T: Float>(
     g: &Conv2dGeometry,
     input: &[T],
@@ -40,24 +54,26 @@ pub(super) fn im2col<T: Float>(
     r0: usize,
     rows: usize,
     col: &mut [T],
+    ld: usize,
     parallel: bool,
 ) {
     let k_row = g.kh * g.kw * g.c_in_per_group();
-    debug_assert!(k_row > 0 && col.len() >= rows * k_row);
-    let col = &mut col[..rows * k_row];
+    debug_assert!(k_row > 0 && ld >= k_row && col.len() >= rows * ld);
+    let col = &mut col[..rows * ld];
     const CHUNK_ELEMS: usize = 1 << 15;
-    let chunk_rows = (CHUNK_ELEMS / k_row).max(1);
+    let chunk_rows = (CHUNK_ELEMS / ld).max(1);
     if parallel && rows > chunk_rows {
-        col.par_chunks_mut(chunk_rows * k_row).enumerate().for_each(|(i, c)| {
-            im2col_serial(g, input, grp, r0 + i * chunk_rows, c);
+        col.par_chunks_mut(chunk_rows * ld).enumerate().for_each(|(i, c)| {
+            im2col_serial(g, input, grp, r0 + i * chunk_rows, c, ld);
         });
     } else {
-        im2col_serial(g, input, grp, r0, col);
+        im2col_serial(g, input, grp, r0, col, ld);
     }
 }
 
-/// im2col of the output rows `r0..` that fill `col` (`[_, kh·kw·cig]`), on this thread.
-fn im2col_serial<T: Float>(g: &Conv2dGeometry, input: &[T], grp: usize, r0: usize, col: &mut [T]) {
+/// im2col of the output rows `r0..` that fill `col` (`[_, kh·kw·cig]`, row stride `ld`), on
+/// this thread.
+fn im2col_serial<T: Float>(g: &Conv2dGeometry, input: &[T], grp: usize, r0: usize, col: &mut [T], ld: usize) {
     let cig = g.c_in_per_group();
     let seg = g.kw * cig; // one tap row (a) of the patch: [kw, cig]
     let k_row = g.kh * seg;
@@ -65,7 +81,8 @@ fn im2col_serial<T: Float>(g: &Conv2dGeometry, input: &[T], grp: usize, r0: usiz
     // One tap row is a single contiguous run of the input when the group is all channels,
     // the taps are adjacent and the whole run is inside the input.
     let contiguous = g.groups == 1 && g.dilation_w == 1;
-    for (i, row) in col.chunks_exact_mut(k_row).enumerate() {
+    for (i, row) in col.chunks_exact_mut(ld).enumerate() {
+        let row = &mut row[..k_row];
         // row: [kh, kw, cig]
         let (n, oy, ox) = position(g, r0 + i);
         let ix0 = (ox * g.stride_w).wrapping_sub(g.pad_left);

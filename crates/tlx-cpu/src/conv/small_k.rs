@@ -35,7 +35,7 @@ pub(super) fn forward<T: Float>(
     let body = |(row, o): (usize, &mut [T])| {
         par::with_scratch(g.out_w * k_row, |patch: &mut [T]| {
             // patch: [out_w, K]
-            im2col(g, input, 0, row * g.out_w, g.out_w, patch, false);
+            im2col(g, input, 0, row * g.out_w, g.out_w, patch, k_row, false);
             row_product(patch, kernel, bias, k_row, g.c_out, o);
         });
         if let Some(ep) = ep {

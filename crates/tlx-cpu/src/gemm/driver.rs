@@ -22,6 +22,7 @@
 
 use super::kernel::{Kernel, Tile};
 use super::pack::{a_len, b_len, pack_a, pack_b};
+use super::packed::PackedB;
 use super::MatRef;
 use crate::par::{self, SharedMut};
 use rayon::prelude::*;
@@ -38,6 +39,36 @@ pub(super) const SHARED_B_WORK: usize = 1 << 28;
 /// Floats of a B slab below which one thread packs it (a fork costs more than the copy).
 const PARALLEL_PACK: usize = 1 << 16;
 
+/// Where the products read B from.
+#[derive(Clone, Copy)]
+pub(super) enum BSource<'a> {
+    /// B itself, packed (or read in place) block by block as the nest reaches it.
+    Matrix(MatRef<'a, f32>),
+    /// B packed beforehand, for the same kernel (`packed::with_packed_b`).
+    Packed(&'a PackedB<'a>),
+}
+
+impl BSource<'_> {
+    fn rows(&self) -> usize {
+        match self {
+            BSource::Matrix(b) => b.rows,
+            BSource::Packed(p) => p.rows(),
+        }
+    }
+
+    fn cols(&self) -> usize {
+        match self {
+            BSource::Matrix(b) => b.cols,
+            BSource::Packed(p) => p.cols(),
+        }
+    }
+}
+
+/// The depth of the blocks a product of depth `k` runs in.
+pub(super) fn depth_block(ker: &Kernel, k: usize) -> usize {
+    block_size(k, ker.kc, 1)
+}
+
 /// `C ← α·A·B + β·C` on `threads` threads (1 = the calling thread only). `c` holds C with
 /// row stride `ldc`; the shapes were checked by the caller. Threads share one packed B
 /// from `shared_b_work` multiply-adds on (normally [`SHARED_B_WORK`]).
@@ -46,14 +77,19 @@ pub(super) fn sgemm(
     ker: &Kernel,
     alpha: f32,
     a: MatRef<'_, f32>,
-    b: MatRef<'_, f32>,
+    b: BSource<'_>,
     beta: f32,
     c: &mut [f32],
     ldc: usize,
     threads: usize,
     shared_b_work: usize,
 ) {
-    let (m, k, n) = (a.rows, a.cols, b.cols);
+    let (m, k, n) = (a.rows, a.cols, b.cols());
+    debug_assert_eq!(k, b.rows());
+    if let BSource::Packed(p) = b {
+        debug_assert!(std::ptr::eq(p.kernel().tile as *const (), ker.tile as *const ()));
+        debug_assert_eq!(p.kc_max(), depth_block(ker, k));
+    }
     if m == 0 || n == 0 {
         return;
     }
@@ -68,9 +104,10 @@ pub(super) fn sgemm(
     let c = SharedMut::new(c);
     if m <= ker.mc {
         few_rows(ker, alpha, &a, &b, beta, &c, ldc, threads);
-    } else if threads > 1 && m * n * k < shared_b_work {
+    } else if threads > 1 && (m * n * k < shared_b_work || matches!(b, BSource::Packed(_))) {
         // One band of rows per thread, each a whole single-threaded product with its own
-        // packed B: a single fork per call instead of two per depth block.
+        // packed B (or reading the one packed beforehand): a single fork per call instead
+        // of two per depth block.
         let rows = m.div_ceil(threads).next_multiple_of(ker.mr);
         (0..m.div_ceil(rows)).into_par_iter().for_each(|t| {
             let r0 = t * rows;
@@ -97,7 +134,7 @@ fn block_size(len: usize, max: usize, unit: usize) -> usize {
 }
 
 /// The part of `buf` that starts at a 64-byte boundary (callers ask for 16 extra floats).
-fn aligned(buf: &mut [f32]) -> &mut [f32] {
+pub(super) fn aligned(buf: &mut [f32]) -> &mut [f32] {
     let off = buf.as_ptr().align_offset(64).min(16);
     &mut buf[off..]
 }
@@ -184,25 +221,39 @@ fn few_rows(
     ker: &Kernel,
     alpha: f32,
     a: &MatRef<'_, f32>,
-    b: &MatRef<'_, f32>,
+    b: &BSource<'_>,
     beta: f32,
     c: &SharedMut<f32>,
     ldc: usize,
     threads: usize,
 ) {
-    let (m, k, n) = (a.rows, a.cols, b.cols);
+    let (m, k, n) = (a.rows, a.cols, b.cols());
     let (mr, nr) = (ker.mr, ker.nr);
-    let kc_max = block_size(k, ker.kc, 1);
-    let in_place = m <= mr
-        && b.col_stride == 1
-        && (b.row_stride < ALIASING_STRIDE || !b.row_stride.is_multiple_of(ALIASING_STRIDE));
+    let kc_max = depth_block(ker, k);
+    // B read in place (a single row panel of A meets each element of B once), or already
+    // packed, or packed here.
+    let in_place = match *b {
+        BSource::Matrix(b) => {
+            m <= mr
+                && b.col_stride == 1
+                && (b.row_stride < ALIASING_STRIDE || !b.row_stride.is_multiple_of(ALIASING_STRIDE))
+        }
+        BSource::Packed(_) => false,
+    };
+    let prepacked = matches!(b, BSource::Packed(_));
     let panels = n.div_ceil(nr);
     let direct = direct_a(ker, a);
     // Panels q0..q1, all depth blocks: A packed, then B's columns of these panels packed
     // (row by row, in order) unless read in place, then the tiles down each panel.
     let run = |q0: usize, q1: usize| {
         let (j0, cols) = (q0 * nr, (q1 * nr).min(n) - q0 * nr);
-        let b_floats = if in_place { kc_max * nr } else { b_len(cols, kc_max, nr) };
+        let b_floats = if prepacked {
+            0
+        } else if in_place {
+            kc_max * nr
+        } else {
+            b_len(cols, kc_max, nr)
+        };
         let a_floats = if direct { 0 } else { a_len(m, kc_max, mr) };
         par::with_scratch(a_floats + 16, |abuf: &mut [f32]| {
             par::with_scratch(b_floats + 16, |bbuf: &mut [f32]| {
@@ -216,20 +267,29 @@ fn few_rows(
                         pack_a(a, 0, m, p0, kc, mr, ap);
                         ABlock::Packed(ap)
                     };
-                    if !in_place {
-                        pack_b(b, p0, kc, j0, cols, nr, bp);
-                    }
+                    // The panels of columns j0..j0+cols (unused when B is read in place).
+                    let panels: *const f32 = match *b {
+                        BSource::Packed(pb) => pb.panels(p0, kc, j0, cols).as_ptr(),
+                        BSource::Matrix(b) if !in_place => {
+                            pack_b(&b, p0, kc, j0, cols, nr, bp);
+                            bp.as_ptr()
+                        }
+                        BSource::Matrix(_) => std::ptr::null(),
+                    };
                     for q in 0..q1 - q0 {
                         let jq = j0 + q * nr;
                         let w = nr.min(n - jq);
-                        let (bptr, ldb) = if in_place && w == nr {
-                            (b.data[p0 * b.row_stride + jq..].as_ptr(), b.row_stride)
-                        } else if in_place {
-                            // The last, narrow panel: packed on its own.
-                            pack_b(b, p0, kc, jq, w, nr, bp);
-                            (bp.as_ptr(), nr)
-                        } else {
-                            (bp[q * kc * nr..].as_ptr(), nr)
+                        let (bptr, ldb) = match *b {
+                            BSource::Matrix(b) if in_place && w == nr => {
+                                (b.data[p0 * b.row_stride + jq..].as_ptr(), b.row_stride)
+                            }
+                            BSource::Matrix(b) if in_place => {
+                                // The last, narrow panel: packed on its own.
+                                pack_b(&b, p0, kc, jq, w, nr, bp);
+                                (bp.as_ptr(), nr)
+                            }
+                            // Panel q of the b_len(cols, kc, nr) floats at `panels`.
+                            _ => (panels.wrapping_add(q * kc * nr), nr),
                         };
                         // SAFETY: A is packed for all m rows; the B panel has kc readable rows
                         // of NR floats (in place: columns jq..jq+NR ≤ n of rows p0..p0+kc of
@@ -254,16 +314,17 @@ fn many_rows(
     ker: &Kernel,
     alpha: f32,
     a: &MatRef<'_, f32>,
-    b: &MatRef<'_, f32>,
+    b: &BSource<'_>,
     beta: f32,
     c: &SharedMut<f32>,
     ldc: usize,
     threads: usize,
 ) {
-    let (m, k, n) = (a.rows, a.cols, b.cols);
+    let (m, k, n) = (a.rows, a.cols, b.cols());
     let (mr, nr) = (ker.mr, ker.nr);
-    let kc_max = block_size(k, ker.kc, 1);
+    let kc_max = depth_block(ker, k);
     let nc_max = block_size(n, ker.nc, nr);
+    let prepacked = matches!(b, BSource::Packed(_));
     // A blocks: a multiple of the thread count of them, so that every thread gets as many.
     let mut blocks = m.div_ceil(ker.mc);
     if threads > 1 {
@@ -272,25 +333,31 @@ fn many_rows(
     let mc = m.div_ceil(blocks).next_multiple_of(mr);
     let blocks = m.div_ceil(mc);
     let direct = direct_a(ker, a);
-    par::with_scratch(b_len(nc_max, kc_max, nr) + 16, |bbuf: &mut [f32]| {
+    let b_floats = if prepacked { 0 } else { b_len(nc_max, kc_max, nr) };
+    par::with_scratch(b_floats + 16, |bbuf: &mut [f32]| {
         let bp = aligned(bbuf);
         for j0 in (0..n).step_by(nc_max) {
             let nc = nc_max.min(n - j0);
             for p0 in (0..k).step_by(kc_max) {
                 let kc = kc_max.min(k - p0);
                 let beta = if p0 == 0 { beta } else { 1.0 };
-                let slab = &mut bp[..b_len(nc, kc, nr)];
-                if threads > 1 && kc * nc >= PARALLEL_PACK {
-                    // One run of whole panels per thread, each packed row by row.
-                    let per = nc.div_ceil(nr).div_ceil(threads);
-                    slab.par_chunks_mut(per * kc * nr).enumerate().for_each(|(t, part)| {
-                        let c0 = j0 + t * per * nr;
-                        pack_b(b, p0, kc, c0, (per * nr).min(j0 + nc - c0), nr, part);
-                    });
-                } else {
-                    pack_b(b, p0, kc, j0, nc, nr, slab);
-                }
-                let slab: &[f32] = slab;
+                let slab: &[f32] = match *b {
+                    BSource::Packed(pb) => pb.panels(p0, kc, j0, nc),
+                    BSource::Matrix(b) => {
+                        let slab = &mut bp[..b_len(nc, kc, nr)];
+                        if threads > 1 && kc * nc >= PARALLEL_PACK {
+                            // One run of whole panels per thread, each packed row by row.
+                            let per = nc.div_ceil(nr).div_ceil(threads);
+                            slab.par_chunks_mut(per * kc * nr).enumerate().for_each(|(t, part)| {
+                                let c0 = j0 + t * per * nr;
+                                pack_b(&b, p0, kc, c0, (per * nr).min(j0 + nc - c0), nr, part);
+                            });
+                        } else {
+                            pack_b(&b, p0, kc, j0, nc, nr, slab);
+                        }
+                        slab
+                    }
+                };
                 let block = |ib: usize| {
                     let i0 = ib * mc;
                     let rows = mc.min(m - i0);

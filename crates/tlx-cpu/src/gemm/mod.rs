@@ -10,6 +10,8 @@
 //! [`PARALLEL_WORK`] multiply-adds stay on the calling thread; larger ones split B's columns
 //! (when A has few rows) or C's rows across the rayon pool, sharing one packed B when the
 //! product is large. Scratch comes from per-thread pools: no allocation per call once warm.
+//! A B used by many products (a convolution's kernel) can be packed once
+//! ([`with_packed_b`]) and multiplied from any thread ([`gemm_packed`]).
 //! f64 keeps `matrixmultiply`, split into one row (or column) block per thread.
 
 mod driver;
@@ -19,10 +21,12 @@ mod kernel_avx2;
 #[cfg(target_arch = "x86_64")]
 mod kernel_avx512;
 mod pack;
+mod packed;
 #[cfg(test)]
 mod tests;
 
 pub use kernel::Isa;
+pub use packed::{gemm_packed, gemm_packed_serial, with_packed_b, PackedB};
 
 use crate::par::SharedMut;
 use rayon::prelude::*;
@@ -152,7 +156,7 @@ fn run<T: Float>(
                 &ker,
                 alpha.to_f32(),
                 a.cast(),
-                b.cast(),
+                driver::BSource::Matrix(b.cast()),
                 beta.to_f32(),
                 c,
                 ldc,

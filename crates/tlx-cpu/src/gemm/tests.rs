@@ -195,8 +195,10 @@ fn check_case_with(
         .collect();
     let mut c = c0.clone();
     let ker = kernel::Kernel::for_isa(isa);
-    let mut run =
-        || driver::sgemm(&ker, alpha, a.view(), b.view(), beta, &mut c, ldc, threads, shared_b_work);
+    let mut run = || {
+        let b = driver::BSource::Matrix(b.view());
+        driver::sgemm(&ker, alpha, a.view(), b, beta, &mut c, ldc, threads, shared_b_work)
+    };
     if threads > 1 {
         pool().install(run);
     } else {
@@ -399,4 +401,70 @@ fn a_read_in_place_and_packed_agree_with_reference() {
             }
         }
     }
+}
+
+#[test]
+fn prepacked_b_gives_the_same_bits_as_packing_per_product() {
+    // Few rows (one A block), one row panel, many rows, several depth blocks, narrow last
+    // panels, a transposed B; on 1 and 3 threads.
+    for &(m, k, n, tb) in &[
+        (5, 40, 33, false),
+        (1, 300, 70, false),
+        (29, 70, 40, true),
+        (400, 300, 70, false),
+        (300, 700, 129, true),
+        (150, 1100, 16, false),
+    ] {
+        let a = Stored::new(m, k, false, 1, 31);
+        let b = Stored::new(k, n, tb, 2, 32);
+        let mut want = vec![f32::NAN; m * n];
+        gemm_with(Isa::detect(), 1, 1.0, a.view(), b.view(), 0.0, &mut want, n);
+        for threads in [1, 3] {
+            let mut got = vec![f32::NAN; m * n];
+            let mut run = || {
+                with_packed_b(b.view(), |pb| {
+                    assert_eq!((pb.rows(), pb.cols()), (k, n));
+                    if threads > 1 {
+                        gemm_packed(1.0, a.view(), pb, 0.0, &mut got, n)
+                    } else {
+                        gemm_packed_serial(1.0, a.view(), pb, 0.0, &mut got, n)
+                    }
+                })
+            };
+            if threads > 1 {
+                pool().install(run);
+            } else {
+                run();
+            }
+            for (i, (x, y)) in got.iter().zip(&want).enumerate() {
+                assert_eq!(x.to_bits(), y.to_bits(), "{m}x{k}x{n} tb={tb} {threads}t: C[{i}] {x} vs {y}");
+            }
+        }
+        // And against the f64 reference (α, β ≠ trivial): C ← 0.5·A·B + 2·C.
+        let mut c: Vec<f32> = (0..m * n).map(|x| (x % 7) as f32 - 3.0).collect();
+        let c0 = c.clone();
+        with_packed_b(b.view(), |pb| gemm_packed(0.5, a.view(), pb, 2.0, &mut c, n));
+        for i in 0..m {
+            for j in 0..n {
+                let sum: f64 = (0..k).map(|p| a.at(i, p) * b.at(p, j)).sum();
+                let want = 0.5 * sum + 2.0 * c0[i * n + j] as f64;
+                let got = c[i * n + j] as f64;
+                assert!(
+                    (got - want).abs() < 1e-3 * (1.0 + want.abs()),
+                    "{m}x{k}x{n}: ({i}, {j}) {got} vs {want}"
+                );
+            }
+        }
+    }
+}
+
+#[test]
+#[should_panic(expected = "inner dimensions")]
+fn prepacked_b_of_the_wrong_depth_is_refused() {
+    let a = vec![1f32; 4 * 5];
+    let b = vec![1f32; 6 * 3];
+    let mut c = vec![0f32; 4 * 3];
+    with_packed_b(MatRef::row_major(&b, 6, 3), |pb| {
+        gemm_packed(1.0, MatRef::row_major(&a, 4, 5), pb, 0.0, &mut c, 3)
+    });
 }

@@ -1,0 +1,124 @@
+//! B packed once for many products: a convolution multiplies every tile of its patches by
+//! the same kernel matrix, and re-packing that matrix for each tile (up to 9 MiB for a
+//! 3×3×512→512 kernel, once per tile per thread) costs memory traffic that the products
+//! then wait on. [`with_packed_b`] packs it once per call into the calling thread's
+//! scratch; [`gemm_packed`] runs products against it from any thread.
+//!
+//! Layout: the depth blocks the driver uses (`kc_max` rows each, the last one shorter),
+//! one after another; within depth block `p0..p0+kc`, the `⌈n/nr⌉` panels of all of B's
+//! columns, each `kc` rows of `nr` floats (`pack::pack_b`'s layout), so panel `q` of the
+//! block starting at depth `p0` is at `p0·n_pad + q·kc·nr` with `n_pad = ⌈n/nr⌉·nr`. Any
+//! run of whole panels is what `pack_b` would have produced for those columns.
+
+use super::driver::{self, BSource};
+use super::kernel::{Isa, Kernel};
+use super::pack::{b_len, pack_b};
+use super::MatRef;
+use crate::par;
+use rayon::prelude::*;
+
+/// Floats of B above which its depth blocks are packed in parallel.
+const PARALLEL_PACK: usize = 1 << 16;
+
+/// A `[k, n]` f32 matrix packed for this CPU's SGEMM micro-kernel (see the module header).
+#[derive(Clone, Copy, Debug)]
+pub struct PackedB<'s> {
+    data: &'s [f32],
+    k: usize,
+    n: usize,
+    kc_max: usize,
+    kernel: Kernel,
+}
+
+impl<'s> PackedB<'s> {
+    /// Rows (depth) of B.
+    pub fn rows(&self) -> usize {
+        self.k
+    }
+
+    /// Columns of B.
+    pub fn cols(&self) -> usize {
+        self.n
+    }
+
+    pub(super) fn kernel(&self) -> &Kernel {
+        &self.kernel
+    }
+
+    /// Depth of the blocks B was packed in.
+    pub(super) fn kc_max(&self) -> usize {
+        self.kc_max
+    }
+
+    /// The packed panels for depth block `p0..p0+kc` (a block boundary) and columns
+    /// `j0..j0+cols` (`j0` a multiple of NR): `b_len(cols, kc, nr)` floats.
+    pub(super) fn panels(&self, p0: usize, kc: usize, j0: usize, cols: usize) -> &'s [f32] {
+        let nr = self.kernel.nr;
+        debug_assert!(p0.is_multiple_of(self.kc_max) && j0.is_multiple_of(nr) && kc <= self.kc_max);
+        let n_pad = self.n.div_ceil(nr) * nr;
+        &self.data[p0 * n_pad + (j0 / nr) * kc * nr..][..b_len(cols, kc, nr)]
+    }
+}
+
+/// Packs `b` (any strides) once for the kernel this CPU runs and calls `f` with it. The
+/// memory is scratch of the calling thread (reused from call to call); `f` may share the
+/// packed B with other threads. Large matrices are packed on the rayon pool.
+pub fn with_packed_b<R>(b: MatRef<'_, f32>, f: impl FnOnce(&PackedB<'_>) -> R) -> R {
+    b.assert_fits("B");
+    let kernel = Kernel::for_isa(Isa::detect());
+    let (k, n, nr) = (b.rows, b.cols, kernel.nr);
+    let kc_max = driver::depth_block(&kernel, k);
+    let n_pad = n.div_ceil(nr) * nr;
+    par::with_scratch(k * n_pad + 16, |buf: &mut [f32]| {
+        let data = &mut driver::aligned(buf)[..k * n_pad];
+        let block_len = (kc_max * n_pad).max(1);
+        let pack = |(i, block): (usize, &mut [f32])| {
+            let p0 = i * kc_max;
+            pack_b(&b, p0, kc_max.min(k - p0), 0, n, nr, block);
+        };
+        if k * n >= PARALLEL_PACK && rayon::current_num_threads() > 1 {
+            data.par_chunks_mut(block_len).enumerate().for_each(pack);
+        } else {
+            data.chunks_mut(block_len).enumerate().for_each(pack);
+        }
+        f(&PackedB { data, k, n, kc_max, kernel })
+    })
+}
+
+/// `C ← α·A·B + β·C` with B packed by [`with_packed_b`]; as [`super::gemm`] otherwise
+/// (parallel on the rayon pool for large products).
+pub fn gemm_packed(alpha: f32, a: MatRef<'_, f32>, b: &PackedB<'_>, beta: f32, c: &mut [f32], ldc: usize) {
+    let threads = rayon::current_num_threads();
+    let parallel = threads > 1 && a.rows * b.n * a.cols.max(1) >= super::PARALLEL_WORK;
+    run(alpha, a, b, beta, c, ldc, if parallel { threads } else { 1 });
+}
+
+/// [`gemm_packed`] on the calling thread only.
+pub fn gemm_packed_serial(
+    alpha: f32,
+    a: MatRef<'_, f32>,
+    b: &PackedB<'_>,
+    beta: f32,
+    c: &mut [f32],
+    ldc: usize,
+) {
+    run(alpha, a, b, beta, c, ldc, 1);
+}
+
+fn run(
+    alpha: f32,
+    a: MatRef<'_, f32>,
+    b: &PackedB<'_>,
+    beta: f32,
+    c: &mut [f32],
+    ldc: usize,
+    threads: usize,
+) {
+    assert_eq!(b.k, a.cols, "gemm_packed: inner dimensions {} and {} differ", a.cols, b.k);
+    a.assert_fits("A");
+    let (m, n) = (a.rows, b.n);
+    if m > 0 && n > 0 {
+        assert!(ldc >= n && c.len() >= (m - 1) * ldc + n, "gemm_packed: C slice too short");
+    }
+    driver::sgemm(&b.kernel, alpha, a, BSource::Packed(b), beta, c, ldc, threads, driver::SHARED_B_WORK);
+}
