@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Measures tlx against its peers in one session, alternating back to back: our SGEMM bench,
-# numpy/OpenBLAS SGEMM, our conv bench, TF-CPU conv; ROUNDS times (default 2). Prints the
-# `summary:` (ours) and `peer:` lines, plus the load average before each step, to stdout.
+# numpy/OpenBLAS SGEMM, our conv bench, TF-CPU conv, ONNX Runtime conv forward; ROUNDS times
+# (default 2). Prints the `summary:` (ours) and `peer:` lines, plus the load average before
+# each step, to stdout.
 # Needs benches/peers/setup.sh to have been run once.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -18,4 +19,6 @@ for round in $(seq 1 "$ROUNDS"); do
   cargo bench --bench conv 2>/dev/null | grep '^summary:'
   echo "load: $(cut -d' ' -f1-3 /proc/loadavg) (before tf conv)"
   "$PY" benches/peers/conv_tf.py 2>/dev/null | grep '^peer:'
+  echo "load: $(cut -d' ' -f1-3 /proc/loadavg) (before onnxruntime conv)"
+  "$PY" benches/peers/ort.py --archs '' 2>/dev/null | grep '^peer:'
 done
