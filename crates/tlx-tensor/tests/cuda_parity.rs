@@ -385,6 +385,7 @@ fn convolutions_forward_and_both_gradients() {
             bias: Some(&t[2]),
             scale: Some(&t[3]),
             shift: Some(&t[4]),
+            residual: None,
             act: tlx_tensor::EpilogueAct::Relu,
         };
         tlx_tensor::with_no_grad(|| t[0].conv2d_fused(&t[1], (1, 1), (1, 1), Padding::Same, 1, ep))

@@ -228,3 +228,58 @@ fn random_tensors_are_seeded() {
     let u = Tensor::rand_uniform([100], -2.0, -1.0, DType::F64, &mut Rng::new(4)).unwrap();
     assert!(u.to_vec::<f64>().unwrap().iter().all(|&v| (-2.0..-1.0).contains(&v)));
 }
+
+/// conv2d_fused with a residual: the one-pass kernel gives exactly the separate ops
+/// (`act(residual + (conv + bias)·scale + shift)`); a residual that only broadcasts runs as
+/// those ops; with a gradient recorded, the residual gets its gradient.
+#[test]
+fn fused_convolution_adds_a_residual_like_the_separate_ops() {
+    use tlx_tensor::{ConvEpilogue, EpilogueAct, UnaryOp};
+    let mut rng = Rng::new(41);
+    let mut rand =
+        |dims: &[usize]| Tensor::rand_uniform(dims.to_vec(), -1.0, 1.0, DType::F32, &mut rng).unwrap();
+    let (x, k, bias, scale, shift) =
+        (rand(&[2, 9, 7, 5]), rand(&[3, 3, 5, 6]), rand(&[6]), rand(&[6]), rand(&[6]));
+    let residual = rand(&[2, 9, 7, 6]);
+    let separate = |r: &Tensor| {
+        let y = x.conv2d(&k, (1, 1), (1, 1), Padding::Same, 1).unwrap();
+        let y = y.add(&bias).unwrap().mul(&scale).unwrap().add(&shift).unwrap();
+        r.add(&y).unwrap().unary(UnaryOp::Relu).unwrap()
+    };
+    let params = [bias.clone(), scale.clone(), shift.clone()];
+    fn ep<'a>(p: &'a [Tensor; 3], r: Option<&'a Tensor>) -> ConvEpilogue<'a> {
+        ConvEpilogue {
+            bias: Some(&p[0]),
+            scale: Some(&p[1]),
+            shift: Some(&p[2]),
+            residual: r,
+            act: EpilogueAct::Relu,
+        }
+    }
+    let fused = |r: &Tensor| {
+        let _g = no_grad();
+        x.conv2d_fused(&k, (1, 1), (1, 1), Padding::Same, 1, ep(&params, Some(r))).unwrap()
+    };
+    let want = separate(&residual);
+    assert_eq!(vals(&fused(&residual)), vals(&want));
+    assert!(vals(&want).iter().any(|&v| v > 0.0) && vals(&want).contains(&0.0));
+    // A strided (transposed back) residual is read as its values, not its storage order.
+    let strided =
+        residual.permute(&[0, 2, 1, 3]).unwrap().contiguous().unwrap().permute(&[0, 2, 1, 3]).unwrap();
+    assert!(!strided.is_contiguous());
+    assert_eq!(vals(&fused(&strided)), vals(&want));
+    // Broadcast over the output: the separate ops.
+    let per_channel = rand(&[6]);
+    assert_eq!(vals(&fused(&per_channel)), vals(&separate(&per_channel)));
+    // A residual that fits nothing is the add's error, not a panic.
+    let misfit = rand(&[2, 3]);
+    let _g = no_grad();
+    assert!(x.conv2d_fused(&k, (1, 1), (1, 1), Padding::Same, 1, ep(&params, Some(&misfit))).is_err());
+    drop(_g);
+    // Recorded: the gradient of sum(y) reaches the residual through the ReLU's mask.
+    let r = residual.with_grad().unwrap();
+    let y = x.conv2d_fused(&k, (1, 1), (1, 1), Padding::Same, 1, ep(&params, Some(&r))).unwrap();
+    y.sum_all().unwrap().backward().unwrap();
+    let mask: Vec<f32> = vals(&want).iter().map(|&v| if v > 0.0 { 1.0 } else { 0.0 }).collect();
+    assert_eq!(vals(&r.grad().unwrap()), mask);
+}

@@ -67,22 +67,23 @@ pub(super) fn forward<T: Float>(
 ) {
     let row_len = g.out_w * g.c_out;
     let work = out.len() * g.kh * g.kw;
-    let finish = |o: &mut [T]| {
+    // Output row `row` (of out_w pixels), finished by the epilogue.
+    let finish = |row: usize, o: &mut [T]| {
         if let Some(ep) = ep {
-            ep.apply(o, g.c_out);
+            ep.apply(o, g.c_out, row * g.out_w);
         }
     };
     let init = || vec![T::zero(); expand_len(g)];
     if t.parallel(work) {
         out.par_chunks_mut(row_len).enumerate().for_each_init(init, |exp, (row, o)| {
             forward_row(g, input, kernel, bias, row, o, exp);
-            finish(o);
+            finish(row, o);
         });
     } else {
         let mut exp = init();
         for (row, o) in out.chunks_mut(row_len).enumerate() {
             forward_row(g, input, kernel, bias, row, o, &mut exp);
-            finish(o);
+            finish(row, o);
         }
     }
 }

@@ -158,7 +158,7 @@ pub(super) fn forward<T: Float>(
                 );
             }
             if let Some(ep) = ep {
-                ep.apply(out_tile, g.c_out);
+                ep.apply(out_tile, g.c_out, r0);
             }
         };
         let chunk = plan.rows * g.c_out;

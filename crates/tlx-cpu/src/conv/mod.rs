@@ -101,7 +101,7 @@ pub fn conv2d_forward_fused<T: Float>(
     ep: &Epilogue<'_, T>,
     out: &mut [T],
 ) {
-    ep.check(g.c_out);
+    ep.check(g.c_out, out.len());
     let ep = (!ep.is_identity()).then_some(ep);
     forward_with(g, input, kernel, None, ep, out, &Tuning::new())
 }
@@ -153,7 +153,7 @@ pub(crate) fn forward_with<T: Float>(
     if kernel.is_empty() {
         fill_bias(out, g.c_out, bias);
         if let Some(ep) = ep {
-            ep.apply(out, g.c_out);
+            ep.apply(out, g.c_out, 0);
         }
     } else if g.is_depthwise() {
         depthwise::forward(g, input, kernel, bias, ep, out, t);

@@ -39,7 +39,7 @@ pub(super) fn forward<T: Float>(
             row_product(patch, kernel, bias, k_row, g.c_out, o);
         });
         if let Some(ep) = ep {
-            ep.apply(o, g.c_out);
+            ep.apply(o, g.c_out, row * g.out_w);
         }
     };
     if t.parallel(out.len() * k_row) {

@@ -81,21 +81,23 @@ fn check(g: &Conv2dGeometry, with_bias: bool, t: &Tuning, seed: u64) {
 }
 
 /// The fused forward equals the plain one (no bias) followed by the epilogue, bit for bit,
-/// for every mix of bias, scale, shift and activation.
+/// for every mix of bias, scale, shift, residual and activation.
 fn check_fused(g: &Conv2dGeometry, x: &[f32], k: &[f32], bias: Option<&[f32]>, t: &Tuning, seed: u64) {
     let mut plain = vec![f32::NAN; g.output_shape().iter().product()];
     forward_with(g, x, k, None, None, &mut plain, t);
     let scale = to32(&fill(g.c_out, seed + 4));
     let shift = to32(&fill(g.c_out, seed + 5));
     let act = [EpilogueAct::Linear, EpilogueAct::Relu, EpilogueAct::Relu6][seed as usize % 3];
+    let residual = to32(&fill(plain.len(), seed + 6));
     let ep = Epilogue {
         bias,
         scale: seed.is_multiple_of(2).then_some(&scale[..]),
         shift: (seed % 4 < 2).then_some(&shift[..]),
+        residual: (seed % 5 < 2).then_some(&residual[..]),
         act,
     };
     let mut want = plain.to_vec();
-    ep.apply(&mut want, g.c_out);
+    ep.apply(&mut want, g.c_out, 0);
     let mut got = vec![f32::NAN; plain.len()];
     forward_with(g, x, k, None, Some(&ep), &mut got, t);
     assert_eq!(got, want, "fused forward with {ep:?} differs from the separate epilogue");

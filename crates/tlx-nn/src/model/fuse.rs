@@ -1,12 +1,14 @@
 //! Layer fusion in the forward pass: chains of consecutive nodes that each feed only the next
 //! run as one op.
 //! - Conv2D/DepthwiseConv2D (bias, ReLU/ReLU6 activation) → BatchNormalization in inference
-//!   mode → ReLU/ReLU6: one convolution whose epilogue applies the bias, the folded batch norm
-//!   and the activation to each output tile while it is in cache (`Tensor::conv2d_fused`);
-//!   a convolution alone fuses its bias and activation the same way.
+//!   mode → Add of a value computed earlier → ReLU/ReLU6: one convolution whose epilogue
+//!   applies the bias, the folded batch norm, the residual and the activation to each output
+//!   tile while it is in cache (`Tensor::conv2d_fused`); a convolution alone fuses its bias and
+//!   activation the same way. (ResNet's `_3_conv → _3_bn → _add → _out` is one pass.)
 //! - ZeroPadding2D → a `valid` convolution (and its chain): the convolution with explicit
 //!   padding, without the padded copy of its input.
-//! - Add of two tensors → ReLU: `Tensor::add_relu` (ResNet's block ends).
+//! - Add of two tensors → ReLU, where the Add does not end a convolution chain:
+//!   `Tensor::add_relu`.
 //!
 //! The fused ops compute the same float operations in the same order as the layers one by
 //! one (results are bit-identical, see `tests/fusion.rs`), and when a gradient is recorded
@@ -66,8 +68,15 @@ struct Chain {
 }
 
 enum ChainKind {
-    /// Padding folded in, the convolution node, the BatchNorm node folded in, the activation.
-    Conv { pad: Option<(usize, usize, usize, usize)>, conv: usize, bn: Option<usize>, act: EpilogueAct },
+    /// Padding folded in, the convolution node, the BatchNorm node folded in, the other
+    /// input of an Add folded in, the activation.
+    Conv {
+        pad: Option<(usize, usize, usize, usize)>,
+        conv: usize,
+        bn: Option<usize>,
+        residual: Option<Source>,
+        act: EpilogueAct,
+    },
     /// Add → ReLU.
     AddRelu,
 }
@@ -117,8 +126,33 @@ impl Model {
         }
     }
 
+    /// The other input of node `k + 1` when it is an Add of node `k` (its only consumer) and a
+    /// value from outside the chain that starts at `first_node`.
+    fn residual_of_next_add(
+        &self,
+        first_node: usize,
+        k: usize,
+        uses: &[usize],
+        end: usize,
+    ) -> Option<Source> {
+        if k + 1 >= end || uses[k] != 1 || !matches!(self.fusion_at(k + 1), Some(Fusion::Add)) {
+            return None;
+        }
+        let inputs = &self.nodes[k + 1].inputs;
+        let other = match inputs.as_slice() {
+            [a, b] if *a == Source::Node(k) => b,
+            [a, b] if *b == Source::Node(k) => a,
+            _ => return None,
+        };
+        match other {
+            Source::Node(o) if (first_node..=k).contains(o) => None,
+            _ => Some(*other),
+        }
+    }
+
     /// The chain from a convolution at `conv`: a BatchNormalization in inference mode after
-    /// a linear convolution, then a ReLU/ReLU6 after a linear result.
+    /// a linear convolution, an Add of an earlier value after a linear result, then a
+    /// ReLU/ReLU6 after a linear result.
     #[allow(clippy::too_many_arguments)]
     fn conv_chain(
         &self,
@@ -139,13 +173,20 @@ impl Model {
                 }
             }
         }
+        let mut residual = None;
+        if act == EpilogueAct::Linear {
+            if let Some(other) = self.residual_of_next_add(first_node, last, uses, end) {
+                residual = Some(other);
+                last += 1;
+            }
+        }
         if act == EpilogueAct::Linear && self.feeds_only_next(last, uses, end) {
             if let Some(Fusion::Act(a)) = self.fusion_at(last + 1) {
                 act = a;
                 last += 1;
             }
         }
-        Some(Chain { first_node, last, kind: ChainKind::Conv { pad, conv, bn, act } })
+        Some(Chain { first_node, last, kind: ChainKind::Conv { pad, conv, bn, residual, act } })
     }
 
     /// The chains of layers a forward pass in `ctx` runs fused, each as its layers' names
@@ -187,12 +228,14 @@ impl Model {
         uses
     }
 
-    /// Runs the fused chain starting at node `j` (whose arguments are `args`), if one does.
-    /// Returns its result and its last node.
+    /// Runs the fused chain starting at node `j` (whose arguments are `args`; `fetch` gives
+    /// any other value the chain reads), if one does. Returns its result and its last node.
+    #[allow(clippy::too_many_arguments)]
     pub(super) fn run_fused(
         &self,
         j: usize,
         args: &[Tensor],
+        fetch: &dyn Fn(&Source) -> Result<Tensor>,
         uses: &[usize],
         end: usize,
         ctx: &Context,
@@ -205,7 +248,7 @@ impl Model {
         };
         let y = match chain.kind {
             ChainKind::AddRelu => args[0].add_relu(&args[1]).map_err(wrap(j))?,
-            ChainKind::Conv { pad, conv, bn, act } => {
+            ChainKind::Conv { pad, conv, bn, residual, act } => {
                 let Some(Fusion::Conv { kernel, bias, strides, dilation, padding, groups, .. }) =
                     self.fusion_at(conv)
                 else {
@@ -223,7 +266,14 @@ impl Model {
                     }
                     _ => (None, None),
                 };
-                let ep = ConvEpilogue { bias, scale: scale.as_ref(), shift: shift.as_ref(), act };
+                let residual = residual.as_ref().map(fetch).transpose()?;
+                let ep = ConvEpilogue {
+                    bias,
+                    scale: scale.as_ref(),
+                    shift: shift.as_ref(),
+                    residual: residual.as_ref(),
+                    act,
+                };
                 args[0].conv2d_fused(&kernel, strides, dilation, padding, groups, ep).map_err(wrap(conv))?
             }
         };

@@ -373,23 +373,20 @@ impl Model {
         let mut j = start;
         while j < end {
             let node = &self.nodes[j];
-            let args: Vec<Tensor> = node
-                .inputs
-                .iter()
-                .map(|s| match s {
-                    Source::Input(i) => inputs.get(*i).cloned().ok_or_else(|| {
-                        Error::Msg(format!(
-                            "model '{}': node {j} reads model input {i}, which was not given",
-                            self.base.name
-                        ))
-                    }),
-                    Source::Node(k) => values[*k].clone().ok_or_else(|| {
-                        Error::Msg(format!("model '{}': node {k} used after it was freed", self.base.name))
-                    }),
-                })
-                .collect::<Result<_>>()?;
+            let fetch = |s: &Source| match s {
+                Source::Input(i) => inputs.get(*i).cloned().ok_or_else(|| {
+                    Error::Msg(format!(
+                        "model '{}': node {j} reads model input {i}, which was not given",
+                        self.base.name
+                    ))
+                }),
+                Source::Node(k) => values[*k].clone().ok_or_else(|| {
+                    Error::Msg(format!("model '{}': node {k} used after it was freed", self.base.name))
+                }),
+            };
+            let args: Vec<Tensor> = node.inputs.iter().map(fetch).collect::<Result<_>>()?;
             let layer = &self.layers[node.layer];
-            let fused = self.run_fused(j, &args, &uses, end, ctx)?;
+            let fused = self.run_fused(j, &args, &fetch, &uses, end, ctx)?;
             let last = if let Some((y, last)) = fused {
                 values[last] = Some(y);
                 last
@@ -403,15 +400,18 @@ impl Model {
                 out_logits[j] = lg;
                 j
             };
-            // A fused chain's inner nodes read only the node before them (never stored).
-            // Freed activations nobody else holds go back to the recycling pool, for the
-            // next outputs that are overwritten entirely (`tlx_tensor::recycle`).
+            // Values whose last reader ran (any node of a fused chain: its inner nodes read
+            // the node before them, never stored, and perhaps a residual from earlier) are
+            // dropped. Freed activations nobody else holds go back to the recycling pool, for
+            // the next outputs that are overwritten entirely (`tlx_tensor::recycle`).
             drop(args);
-            for s in &node.inputs {
-                if let Source::Node(k) = s {
-                    if last_use[*k] == j {
-                        if let Some(t) = values[*k].take() {
-                            tlx_tensor::recycle::recycle(t);
+            for i in j..=last {
+                for s in &self.nodes[i].inputs {
+                    if let Source::Node(k) = s {
+                        if last_use[*k] == i {
+                            if let Some(t) = values[*k].take() {
+                                tlx_tensor::recycle::recycle(t);
+                            }
                         }
                     }
                 }

@@ -1,6 +1,6 @@
-//! Fused inference ops: a convolution with its bias, a folded BatchNormalization and a ReLU
-//! in one pass over the output (`tlx_cpu::conv::conv2d_forward_fused`), and `relu(a + b)`
-//! for residual blocks. When a gradient would be recorded, on another device or for
+//! Fused inference ops: a convolution with its bias, a folded BatchNormalization, a residual
+//! and a ReLU in one pass over the output (`tlx_cpu::conv::conv2d_forward_fused`), and
+//! `relu(a + b)` for residual blocks. When a gradient would be recorded, on another device or for
 //! f16/bf16, they run as the composite ops they stand for, so results and gradients never
 //! depend on which path ran.
 
@@ -11,7 +11,8 @@ use crate::{is_grad_enabled, Device, Tensor};
 use tlx_core::{Conv2dGeometry, DType, Error, Padding, Result, Shape, UnaryOp};
 pub use tlx_cpu::conv::EpilogueAct;
 
-/// What follows a convolution: `y = act((conv + bias)·scale + shift)` per output channel.
+/// What follows a convolution: `y = act((conv + bias)·scale + shift + residual)` per output
+/// channel.
 #[derive(Clone, Copy, Debug)]
 pub struct ConvEpilogue<'a> {
     /// The convolution's own bias `[c_out]`.
@@ -20,6 +21,9 @@ pub struct ConvEpilogue<'a> {
     pub scale: Option<&'a Tensor>,
     /// Per-channel offset `[c_out]` (a BatchNormalization's `β − μ·scale`).
     pub shift: Option<&'a Tensor>,
+    /// A tensor of the output's shape added last, before the activation (a residual block's
+    /// shortcut: Keras's `Add()([shortcut, x])` then `relu`).
+    pub residual: Option<&'a Tensor>,
     /// The activation at the end.
     pub act: EpilogueAct,
 }
@@ -42,8 +46,8 @@ fn fusable(ts: &[&Tensor]) -> bool {
 }
 
 impl Tensor {
-    /// `act((conv2d(self, kernel) + bias)·scale + shift)` (see [`ConvEpilogue`]), computed in
-    /// one pass when no gradient is recorded; otherwise as the separate ops.
+    /// `act((conv2d(self, kernel) + bias)·scale + shift + residual)` (see [`ConvEpilogue`]),
+    /// computed in one pass when no gradient is recorded; otherwise as the separate ops.
     pub fn conv2d_fused(
         &self,
         kernel: &Tensor,
@@ -55,8 +59,15 @@ impl Tensor {
     ) -> Result<Tensor> {
         const OP: &str = "conv2d_fused";
         let mut all = vec![self, kernel];
-        all.extend(ep.bias.iter().chain(&ep.scale).chain(&ep.shift).copied());
-        if !fusable(&all) {
+        all.extend(ep.bias.iter().chain(&ep.scale).chain(&ep.shift).chain(&ep.residual).copied());
+        // The fused kernel adds a residual of exactly the output's shape; anything else (a
+        // broadcast) runs as the separate ops, as do recorded gradients.
+        let residual_fits = || -> Result<bool> {
+            let Some(r) = ep.residual else { return Ok(true) };
+            let geom = Conv2dGeometry::new(self.dims(), kernel.dims(), strides, dilation, padding, groups)?;
+            Ok(r.dims() == geom.output_shape())
+        };
+        if !fusable(&all) || !residual_fits()? {
             let mut y = self.conv2d(kernel, strides, dilation, padding, groups)?;
             if let Some(b) = ep.bias {
                 y = y.add(b)?;
@@ -66,6 +77,9 @@ impl Tensor {
             }
             if let Some(s) = ep.shift {
                 y = y.add(s)?;
+            }
+            if let Some(r) = ep.residual {
+                y = r.add(&y)?;
             }
             return match act_op(ep.act) {
                 Some(op) => y.unary(op),
@@ -86,8 +100,10 @@ impl Tensor {
                 }
             }
         }
-        let (x, k) = (self.contiguous()?, kernel.contiguous()?);
         let out_shape = Shape::from(geom.output_shape());
+        let (x, k) = (self.contiguous()?, kernel.contiguous()?);
+        let residual = ep.residual.map(Tensor::contiguous).transpose()?;
+        let ep = ConvEpilogue { residual: residual.as_ref(), ..ep };
         fn run<T: StorageElement + tlx_core::Float>(
             geom: &Conv2dGeometry,
             x: &Tensor,
@@ -100,15 +116,24 @@ impl Tensor {
                 bias: bias.as_deref(),
                 scale: scale.as_deref(),
                 shift: shift.as_deref(),
+                residual: None,
                 act: ep.act,
             };
             // Overwritten entirely (bias or β = 0): a recycled buffer will do.
             let mut out = crate::recycle::output_buffer::<T>(geom.output_shape().iter().product());
             x.with_slice::<T, _>(|xs| {
-                k.with_slice::<T, _>(|ks| {
-                    tlx_cpu::conv::conv2d_forward_fused(geom, xs, ks, &cpu_ep, &mut out)
+                k.with_slice::<T, _>(|ks| match ep.residual {
+                    // Read in place (contiguous): no copy of a whole activation.
+                    Some(r) => r.with_slice::<T, _>(|rs| {
+                        let with_residual = tlx_cpu::conv::Epilogue { residual: Some(rs), ..cpu_ep };
+                        tlx_cpu::conv::conv2d_forward_fused(geom, xs, ks, &with_residual, &mut out)
+                    }),
+                    None => {
+                        tlx_cpu::conv::conv2d_forward_fused(geom, xs, ks, &cpu_ep, &mut out);
+                        Ok(())
+                    }
                 })
-            })??;
+            })???;
             Ok(T::wrap(out))
         }
         let storage = match self.dtype() {
