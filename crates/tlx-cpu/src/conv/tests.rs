@@ -198,6 +198,9 @@ fn larger_shapes_cross_every_tiling_threshold() {
         ([1, 23, 21, 8], [3, 3, 1, 8], (1, 1), (2, 2), 8),
         ([2, 16, 16, 8], [1, 1, 8, 16], (1, 1), (1, 1), 1),
         ([2, 21, 19, 3], [3, 3, 3, 37], (1, 1), (1, 1), 1),
+        // Patches of 288 floats: column rows padded (`im2col::col_stride`), two tiles
+        // sharing one packed kernel.
+        ([2, 20, 18, 32], [3, 3, 32, 8], (1, 1), (1, 1), 1),
     ] {
         let g = Conv2dGeometry::new(&shape, &kernel, s, d, Padding::Same, groups).unwrap();
         check(&g, true, &Tuning::new(), 3);

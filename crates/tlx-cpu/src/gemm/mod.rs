@@ -130,9 +130,13 @@ fn check<T>(a: &MatRef<'_, T>, b: &MatRef<'_, T>, c: &[T], ldc: usize) {
     assert_eq!(b.rows, a.cols, "gemm: inner dimensions {} and {} differ", a.cols, b.rows);
     a.assert_fits("A");
     b.assert_fits("B");
-    let (m, n) = (a.rows, b.cols);
+    check_c(a.rows, b.cols, c.len(), ldc);
+}
+
+/// Panics unless a row-major `[m, n]` C with row stride `ldc` fits `c_len` elements.
+fn check_c(m: usize, n: usize, c_len: usize, ldc: usize) {
     if m > 0 && n > 0 {
-        assert!(ldc >= n && c.len() >= (m - 1) * ldc + n, "gemm: C slice too short");
+        assert!(ldc >= n && c_len >= (m - 1) * ldc + n, "gemm: C slice too short");
     }
 }
 

@@ -41,15 +41,6 @@ impl<'s> PackedB<'s> {
         self.n
     }
 
-    pub(super) fn kernel(&self) -> &Kernel {
-        &self.kernel
-    }
-
-    /// Depth of the blocks B was packed in.
-    pub(super) fn kc_max(&self) -> usize {
-        self.kc_max
-    }
-
     /// The packed panels for depth block `p0..p0+kc` (a block boundary) and columns
     /// `j0..j0+cols` (`j0` a multiple of NR): `b_len(cols, kc, nr)` floats.
     pub(super) fn panels(&self, p0: usize, kc: usize, j0: usize, cols: usize) -> &'s [f32] {
@@ -116,9 +107,7 @@ fn run(
 ) {
     assert_eq!(b.k, a.cols, "gemm_packed: inner dimensions {} and {} differ", a.cols, b.k);
     a.assert_fits("A");
-    let (m, n) = (a.rows, b.n);
-    if m > 0 && n > 0 {
-        assert!(ldc >= n && c.len() >= (m - 1) * ldc + n, "gemm_packed: C slice too short");
-    }
+    super::check_c(a.rows, b.n, c.len(), ldc);
+    // The packed kernel and depth blocks are the ones `b` was packed for.
     driver::sgemm(&b.kernel, alpha, a, BSource::Packed(b), beta, c, ldc, threads, driver::SHARED_B_WORK);
 }
