@@ -27,10 +27,14 @@ mod im2col;
 mod small_k;
 #[cfg(test)]
 mod tests;
+mod winograd;
+#[cfg(test)]
+mod winograd_tests;
+mod winograd_tiles;
 
 use crate::gemm::{gemm, MatRef};
 pub use epilogue::{Epilogue, EpilogueAct};
-use tlx_core::{Conv2dGeometry, Float};
+use tlx_core::{Conv2dGeometry, DType, Float};
 
 /// Knobs of the tiling and threading decisions (tests shrink them to reach every path on
 /// small shapes).
@@ -48,6 +52,8 @@ pub(crate) struct Tuning {
     pub partial_limit: usize,
     /// Threads of the pool.
     pub threads: usize,
+    /// Whether 3×3 stride-1 f32 forward convolutions run through Winograd.
+    pub winograd: winograd::Choice,
 }
 
 impl Tuning {
@@ -59,6 +65,7 @@ impl Tuning {
             parallel_threshold: crate::PARALLEL_THRESHOLD,
             partial_limit: 1 << 23,
             threads: crate::par::threads(),
+            winograd: winograd::default_choice(),
         }
     }
 
@@ -126,6 +133,11 @@ pub fn conv2d_backward_kernel<T: Float>(
     backward_kernel_with(g, input, grad_out, grad_kernel, &Tuning::new())
 }
 
+/// An f32 slice seen as f32 (T is f32 wherever this is called).
+fn f32s<T: Float>(x: &[T]) -> &[f32] {
+    bytemuck::cast_slice(x)
+}
+
 /// Writes the bias (or zeros) into every `[c_out]` row of `out`.
 fn fill_bias<T: Float>(out: &mut [T], c_out: usize, bias: Option<&[T]>) {
     match bias {
@@ -171,6 +183,16 @@ pub(crate) fn forward_with<T: Float>(
         gemm(T::one(), x, w, beta, out, g.c_out);
     } else if g.groups == 1 && g.kh * g.kw * g.c_in <= small_k::MAX_K {
         small_k::forward(g, input, kernel, bias, ep, out, t);
+    } else if let Some(tr) = winograd::choose(g, t).filter(|_| T::DTYPE == DType::F32) {
+        let ep = ep.map(|ep| Epilogue {
+            bias: ep.bias.map(f32s),
+            scale: ep.scale.map(f32s),
+            shift: ep.shift.map(f32s),
+            residual: ep.residual.map(f32s),
+            act: ep.act,
+        });
+        let out = bytemuck::cast_slice_mut(out);
+        winograd::forward(tr, g, f32s(input), f32s(kernel), bias.map(f32s), ep.as_ref(), out, t);
     } else {
         gemm_conv::forward(g, input, kernel, bias, ep, out, t);
     }

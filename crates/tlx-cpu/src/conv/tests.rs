@@ -31,13 +31,14 @@ pub(crate) fn assert_close<T: Float>(what: &str, got: &[T], want: &[f64], tol: f
     }
 }
 
-fn tiny_tuning(min_rows: usize, partial_limit: usize) -> Tuning {
+pub(crate) fn tiny_tuning(min_rows: usize, partial_limit: usize) -> Tuning {
     Tuning {
         col_budget: 1,
         min_tile_rows: min_rows,
         parallel_threshold: 0,
         partial_limit,
         threads: crate::par::threads().max(2),
+        winograd: winograd::Choice::Off,
     }
 }
 

@@ -26,7 +26,7 @@ mod packed;
 mod tests;
 
 pub use kernel::Isa;
-pub use packed::{gemm_packed, gemm_packed_serial, with_packed_b, PackedB};
+pub use packed::{gemm_packed, gemm_packed_serial, with_packed_b, with_packed_bs, PackedB};
 
 use crate::par::SharedMut;
 use rayon::prelude::*;

@@ -55,24 +55,46 @@ impl<'s> PackedB<'s> {
 /// memory is scratch of the calling thread (reused from call to call); `f` may share the
 /// packed B with other threads. Large matrices are packed on the rayon pool.
 pub fn with_packed_b<R>(b: MatRef<'_, f32>, f: impl FnOnce(&PackedB<'_>) -> R) -> R {
-    b.assert_fits("B");
+    with_packed_bs(&[b], |packed| f(&packed[0]))
+}
+
+/// [`with_packed_b`] for several matrices of one shape (a Winograd convolution's `α²`
+/// transformed kernels), packed one after another into one scratch buffer.
+pub fn with_packed_bs<R>(bs: &[MatRef<'_, f32>], f: impl FnOnce(&[PackedB<'_>]) -> R) -> R {
+    let Some(first) = bs.first() else { return f(&[]) };
+    for b in bs {
+        b.assert_fits("B");
+        assert_eq!(
+            (b.rows, b.cols),
+            (first.rows, first.cols),
+            "with_packed_bs: matrices of different shapes"
+        );
+    }
     let kernel = Kernel::for_isa(Isa::detect());
-    let (k, n, nr) = (b.rows, b.cols, kernel.nr);
+    let (k, n, nr) = (first.rows, first.cols, kernel.nr);
     let kc_max = driver::depth_block(&kernel, k);
     let n_pad = n.div_ceil(nr) * nr;
-    par::with_scratch(k * n_pad + 16, |buf: &mut [f32]| {
-        let data = &mut driver::aligned(buf)[..k * n_pad];
+    // Every matrix starts on a 64-byte boundary: `k·n_pad` is a multiple of NR floats.
+    let one = k * n_pad;
+    par::with_scratch(bs.len() * one + 16, |buf: &mut [f32]| {
+        let data = &mut driver::aligned(buf)[..bs.len() * one];
         let block_len = (kc_max * n_pad).max(1);
+        let blocks = one.div_ceil(block_len);
+        // Task i: depth block i % blocks of matrix i / blocks.
         let pack = |(i, block): (usize, &mut [f32])| {
-            let p0 = i * kc_max;
-            pack_b(&b, p0, kc_max.min(k - p0), 0, n, nr, block);
+            let (b, p0) = (&bs[i / blocks], (i % blocks) * kc_max);
+            pack_b(b, p0, kc_max.min(k - p0), 0, n, nr, block);
         };
-        if k * n >= PARALLEL_PACK && rayon::current_num_threads() > 1 {
-            data.par_chunks_mut(block_len).enumerate().for_each(pack);
+        let chunks = data.chunks_mut(one.max(1)).flat_map(|m| m.chunks_mut(block_len));
+        if bs.len() * k * n >= PARALLEL_PACK && rayon::current_num_threads() > 1 {
+            chunks.collect::<Vec<_>>().into_par_iter().enumerate().for_each(pack);
         } else {
-            data.chunks_mut(block_len).enumerate().for_each(pack);
+            chunks.enumerate().for_each(pack);
         }
-        f(&PackedB { data, k, n, kc_max, kernel })
+        let data = &*data;
+        let packed: Vec<PackedB<'_>> =
+            (0..bs.len()).map(|i| PackedB { data: &data[i * one..][..one], k, n, kc_max, kernel }).collect();
+        f(&packed)
     })
 }
 
