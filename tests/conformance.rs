@@ -61,3 +61,32 @@ fn preprocess_matches_keras() {
 fn callbacks_match_keras() {
     run_kinds(&["reduce_lr_on_plateau", "early_stopping"]);
 }
+
+/// Whole networks (`forward_app`, `forward_model`) and training trajectories
+/// (`train_steps`): their weights files are only in the full reference set, so without it
+/// this says so and checks nothing.
+fn run_full_set_kinds(kinds: &[&str]) -> bool {
+    if tlx_conformance::shared_dir().is_none() {
+        println!("conformance: ../shared not found; {kinds:?} cases are only in the full set, skipped");
+        return false;
+    }
+    run_kinds(kinds);
+    true
+}
+
+#[test]
+fn networks_and_training_match_keras() {
+    run_full_set_kinds(&["forward_app", "forward_model", "train_steps"]);
+}
+
+#[test]
+fn networks_match_keras_with_every_3x3_convolution_through_winograd() {
+    // The cost model keeps the small maps of these cases direct; forcing F(4×4, 3×3) (the
+    // less accurate tile size) puts Winograd itself under Keras's numbers.
+    tlx_cpu::conv::set_conv_algorithm(Some(tlx_cpu::conv::ConvAlgorithm::Winograd4x4));
+    let ran = run_full_set_kinds(&["forward_app", "forward_model"]);
+    tlx_cpu::conv::set_conv_algorithm(None);
+    if ran {
+        println!("conformance: forward cases passed with Winograd F(4x4, 3x3) forced");
+    }
+}

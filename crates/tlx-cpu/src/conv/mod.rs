@@ -1,7 +1,7 @@
 //! Convolution kernels on NHWC input `[n, h, w, c_in]` and HWIO kernels
 //! `[kh, kw, c_in/groups, c_out]`, described by `tlx_core::Conv2dGeometry`.
 //!
-//! Three paths, picked per call:
+//! The paths, picked per call:
 //! - 1×1 stride-1 unpadded ungrouped convolutions are one plain GEMM on `[n·h·w, c_in]`
 //!   (no im2col);
 //! - depthwise convolutions (`groups == c_in`) run direct loops vectorised over channels
@@ -9,6 +9,9 @@
 //! - ungrouped convolutions with short patches (`kh·kw·c_in` ≤ 64, VGG's first layer) build
 //!   one output row of patches at a time and multiply them by the kernel with a
 //!   register-blocked loop (`small_k`);
+//! - the forward pass of 3×3 stride-1 ungrouped f32 convolutions runs as Winograd
+//!   F(4×4, 3×3) or F(2×2, 3×3) where a cost model expects it to be faster (`winograd`;
+//!   [`set_conv_algorithm`] overrides the choice);
 //! - everything else goes through im2col into bounded tiles of output rows times the kernel
 //!   seen as `[kh·kw·cig, c_out]` (`gemm_conv`), one GEMM per group, which gives NHWC output
 //!   directly; the backward passes use the same tiles (col2im scatter for the input gradient,
@@ -35,6 +38,7 @@ mod winograd_tiles;
 use crate::gemm::{gemm, MatRef};
 pub use epilogue::{Epilogue, EpilogueAct};
 use tlx_core::{Conv2dGeometry, DType, Float};
+pub use winograd::{set_conv_algorithm, ConvAlgorithm};
 
 /// Knobs of the tiling and threading decisions (tests shrink them to reach every path on
 /// small shapes).

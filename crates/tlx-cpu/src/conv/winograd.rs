@@ -17,7 +17,8 @@
 //! convolution's is ~3e-7; see the tests).
 //! Per call, a cost model picks the direct convolution, F(2×2) or F(4×4): the kernel's
 //! transform is paid on every call, so small maps (ResNet's last stages at batch 1) stay
-//! direct. `TLX_CONV_WINOGRAD=0` turns Winograd off, `2` or `4` forces that tile size.
+//! direct. [`set_conv_algorithm`] (or `TLX_CONV_WINOGRAD=0`, `2`, `4`) turns Winograd off or
+//! forces a tile size.
 
 use super::im2col::col_stride;
 use super::winograd_tiles as tiles;
@@ -25,6 +26,7 @@ use super::{Epilogue, Tuning};
 use crate::gemm::{gemm_packed_serial, with_packed_bs, MatRef, PackedB};
 use crate::par::{self, SharedMut};
 use rayon::prelude::*;
+use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::OnceLock;
 use tlx_core::Conv2dGeometry;
 
@@ -127,16 +129,54 @@ pub(crate) enum Choice {
     Force(&'static Transform),
 }
 
-/// The choice the public entry points use: `TLX_CONV_WINOGRAD` (`0`/`off`: never, `2` or
-/// `4`: always that tile size), read once; [`Choice::Auto`] by default.
+/// How the forward pass of 3×3 stride-1 f32 convolutions is computed, for the whole process
+/// ([`set_conv_algorithm`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ConvAlgorithm {
+    /// Per call, whichever of the others the cost model expects to be fastest (the default).
+    Auto,
+    /// Always the direct (im2col + GEMM) convolution: the rounding of TF-CPU's and PyTorch's.
+    Direct,
+    /// Winograd F(2×2, 3×3) wherever it applies.
+    Winograd2x2,
+    /// Winograd F(4×4, 3×3) wherever it applies.
+    Winograd4x4,
+}
+
+/// 0: no override (`TLX_CONV_WINOGRAD` or [`ConvAlgorithm::Auto`]), else 1 + the algorithm.
+static OVERRIDE: AtomicU8 = AtomicU8::new(0);
+
+/// Sets how every later forward convolution of the process picks its algorithm; `None`
+/// returns to the default (`TLX_CONV_WINOGRAD`: `0` direct, `2` or `4` that Winograd tile
+/// size, unset: [`ConvAlgorithm::Auto`]).
+pub fn set_conv_algorithm(algorithm: Option<ConvAlgorithm>) {
+    let code = match algorithm {
+        None => 0,
+        Some(ConvAlgorithm::Auto) => 1,
+        Some(ConvAlgorithm::Direct) => 2,
+        Some(ConvAlgorithm::Winograd2x2) => 3,
+        Some(ConvAlgorithm::Winograd4x4) => 4,
+    };
+    OVERRIDE.store(code, Ordering::Relaxed);
+}
+
+/// The choice the public entry points use: [`set_conv_algorithm`]'s, or else
+/// `TLX_CONV_WINOGRAD` (`0`/`off`: never, `2` or `4`: always that tile size, read once), or
+/// else [`Choice::Auto`].
 pub(crate) fn default_choice() -> Choice {
-    static CHOICE: OnceLock<Choice> = OnceLock::new();
-    *CHOICE.get_or_init(|| match std::env::var("TLX_CONV_WINOGRAD").as_deref() {
-        Ok("0" | "off" | "false" | "no") => Choice::Off,
-        Ok("2") => Choice::Force(&F2),
-        Ok("4") => Choice::Force(&F4),
-        _ => Choice::Auto,
-    })
+    static FROM_ENV: OnceLock<Choice> = OnceLock::new();
+    match OVERRIDE.load(Ordering::Relaxed) {
+        1 => Choice::Auto,
+        2 => Choice::Off,
+        3 => Choice::Force(&F2),
+        4 => Choice::Force(&F4),
+        _ => *FROM_ENV.get_or_init(|| match std::env::var("TLX_CONV_WINOGRAD").as_deref() {
+            Ok("0" | "off" | "false" | "no") => Choice::Off,
+            Ok("2") => Choice::Force(&F2),
+            Ok("4") => Choice::Force(&F4),
+            _ => Choice::Auto,
+        }),
+    }
 }
 
 /// Cost of transforming and packing one element of the kernel `U`, in multiply-adds of the
