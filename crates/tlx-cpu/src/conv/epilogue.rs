@@ -1,6 +1,8 @@
 //! The fused epilogue of an inference convolution: `y = act((v + bias)·scale + shift + r)`
 //! per output channel, applied to each output tile or row right after it is computed (while
-//! it is in cache), where `v` is the convolution without bias. With `scale = γ/√(σ² + ε)` and
+//! it is in cache; ungrouped f32 GEMM convolutions hand it to the micro-kernel instead, as
+//! `gemm::OutputOps`, which applies the same steps in registers), where `v` is the
+//! convolution without bias. With `scale = γ/√(σ² + ε)` and
 //! `shift = β − μ·scale` this is a BatchNormalization in inference mode, computed the way
 //! Keras computes it after the convolution and its bias (`x·scale + offset`), so fusing
 //! changes no rounding; `r` is a residual of the output's shape (ResNet's shortcut, added

@@ -15,7 +15,10 @@
 
 use super::im2col::{col2im_add, col_stride, im2col};
 use super::{Epilogue, Tuning};
-use crate::gemm::{gemm, gemm_packed, gemm_packed_serial, gemm_serial, with_packed_b, MatRef, PackedB};
+use crate::gemm::{
+    gemm, gemm_packed, gemm_packed_ops, gemm_packed_serial, gemm_serial, with_packed_b, MatRef, OutputOps,
+    PackedB,
+};
 use crate::par::{self, SharedMut};
 use rayon::prelude::*;
 use tlx_core::{Conv2dGeometry, DType, Float};
@@ -93,15 +96,17 @@ fn as_f32<T: Float>(m: MatRef<'_, T>) -> MatRef<'_, f32> {
 }
 
 /// Calls `f` with the kernel matrix `w` packed once for the SGEMM micro-kernel when the
-/// call multiplies it by several tiles (f32 and one group: Keras's convolutions), so that
-/// the tiles, on whatever thread, do not each pack it again; otherwise with `None`.
+/// call multiplies it by several tiles, or `always` (f32 and one group: Keras's
+/// convolutions), so that the tiles, on whatever thread, do not each pack it again;
+/// otherwise with `None`.
 fn with_packed_kernel<T: Float, R>(
     g: &Conv2dGeometry,
     w: MatRef<'_, T>,
     tiles: usize,
+    always: bool,
     f: impl FnOnce(Option<&PackedB<'_>>) -> R,
 ) -> R {
-    if T::DTYPE == DType::F32 && g.groups == 1 && tiles > 1 {
+    if T::DTYPE == DType::F32 && g.groups == 1 && (tiles > 1 || always) {
         with_packed_b(as_f32(w), |pb| f(Some(pb)))
     } else {
         f(None)
@@ -131,7 +136,10 @@ pub(super) fn forward<T: Float>(
     let tiles = m.div_ceil(plan.rows);
     // The column matrix's row stride: rows that would share L1 sets are spread.
     let ld = col_stride(k_row);
-    with_packed_kernel(g, kernel_group(g, kernel, 0), tiles, |packed| {
+    // With an epilogue the kernel is always packed beforehand, so that the micro-kernel
+    // applies it in registers as it stores each tile (`gemm_packed_ops`) instead of a pass
+    // over the output tile afterwards (a 512-row tile of 2048 channels is 4 MiB: out of L2).
+    with_packed_kernel(g, kernel_group(g, kernel, 0), tiles, ep.is_some(), |packed| {
         // One tile: out_tile [rows, c_out] for output rows r0..r0+rows.
         let tile = |col: &mut [T], r0: usize, out_tile: &mut [T], inner: bool| {
             let rows = out_tile.len() / g.c_out;
@@ -147,17 +155,32 @@ pub(super) fn forward<T: Float>(
                     MatRef { data: &col[..rows * ld], rows, cols: k_row, row_stride: ld, col_stride: 1 }
                 };
                 let cog = g.c_out_per_group();
-                product(
-                    inner,
-                    a,
-                    kernel_group(g, kernel, grp),
-                    packed,
-                    beta,
-                    &mut out_tile[grp * cog..],
-                    g.c_out,
-                );
+                match (packed, ep) {
+                    (Some(pb), Some(ep)) => {
+                        // One group and f32 (the kernel was packed): the tile's columns are
+                        // the output channels, its rows output rows r0.. (the residual's).
+                        let ops = OutputOps {
+                            bias: ep.bias.map(super::f32s),
+                            scale: ep.scale.map(super::f32s),
+                            shift: ep.shift.map(super::f32s),
+                            residual: ep.residual.map(|r| (&super::f32s(r)[r0 * g.c_out..], g.c_out)),
+                            act: ep.act,
+                        };
+                        let c = bytemuck::cast_slice_mut::<T, f32>(out_tile);
+                        gemm_packed_ops(1.0, as_f32(a), pb, beta.to_f32(), c, g.c_out, inner, &ops);
+                    }
+                    _ => product(
+                        inner,
+                        a,
+                        kernel_group(g, kernel, grp),
+                        packed,
+                        beta,
+                        &mut out_tile[grp * cog..],
+                        g.c_out,
+                    ),
+                }
             }
-            if let Some(ep) = ep {
+            if let (Some(ep), None) = (ep, packed) {
                 ep.apply(out_tile, g.c_out, r0);
             }
         };
@@ -274,7 +297,7 @@ pub(super) fn backward_input<T: Float>(
     }
     let row_len = g.w * g.c_in;
     let products = g.n * g.out_h.div_ceil(band);
-    with_packed_kernel(g, kernel_group(g, kernel, 0).t(), products, |packed| {
+    with_packed_kernel(g, kernel_group(g, kernel, 0).t(), products, false, |packed| {
         // Column products of dY tiles: col [rows, K] = dY[tile, grp] [rows, cog] × W_grpᵀ [cog, K],
         // scattered into `dst`, the input gradient from flat element `base`.
         let scatter = |r0: usize, rows: usize, dst: &mut [T], base: usize, inner: bool| {

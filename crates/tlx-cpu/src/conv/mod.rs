@@ -20,8 +20,10 @@
 //! Work above `crate::PARALLEL_THRESHOLD` multiply-adds runs on the rayon pool.
 //!
 //! Inference runs [`conv2d_forward_fused`]: the same paths with an [`Epilogue`] (a folded
-//! BatchNormalization and a ReLU) applied to each output tile or row as soon as it is
-//! computed, instead of three more passes over the output.
+//! BatchNormalization, a residual and a ReLU) applied as the output is computed instead of
+//! more passes over it: by the SGEMM micro-kernel in registers before it stores each tile
+//! (`gemm::OutputOps`; ungrouped f32 im2col and 1×1 convolutions), or to each output tile,
+//! row or Winograd pixel while it is in cache.
 
 mod depthwise;
 mod epilogue;

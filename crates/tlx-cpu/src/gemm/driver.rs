@@ -23,7 +23,7 @@
 use super::kernel::{Kernel, Tile};
 use super::pack::{a_len, b_len, pack_a, pack_b};
 use super::packed::PackedB;
-use super::MatRef;
+use super::{MatRef, OutputOps};
 use crate::par::{self, SharedMut};
 use rayon::prelude::*;
 
@@ -71,7 +71,8 @@ pub(super) fn depth_block(ker: &Kernel, k: usize) -> usize {
 
 /// `C ← α·A·B + β·C` on `threads` threads (1 = the calling thread only). `c` holds C with
 /// row stride `ldc`; the shapes were checked by the caller. Threads share one packed B
-/// from `shared_b_work` multiply-adds on (normally [`SHARED_B_WORK`]).
+/// from `shared_b_work` multiply-adds on (normally [`SHARED_B_WORK`]). `ops`, if any, are
+/// applied to C's final values as they are stored.
 #[allow(clippy::too_many_arguments)]
 pub(super) fn sgemm(
     ker: &Kernel,
@@ -83,23 +84,32 @@ pub(super) fn sgemm(
     ldc: usize,
     threads: usize,
     shared_b_work: usize,
+    ops: Option<&OutputOps<'_>>,
 ) {
     let (m, k, n) = (a.rows, a.cols, b.cols());
     debug_assert_eq!(k, b.rows());
     if m == 0 || n == 0 {
         return;
     }
+    if let Some(o) = ops {
+        o.check(m, n);
+    }
     if k == 0 {
-        for row in c.chunks_mut(ldc).take(m) {
-            for x in &mut row[..n] {
+        let tile_ops = ops.map(|o| o.at(0, 0));
+        for (i, row) in c.chunks_mut(ldc).take(m).enumerate() {
+            for (j, x) in row[..n].iter_mut().enumerate() {
                 *x = if beta == 0.0 { 0.0 } else { *x * beta };
+                if let Some(o) = &tile_ops {
+                    // SAFETY: (i, j) lies inside the [m, n] C the parts were checked for.
+                    *x = unsafe { o.apply_one(*x, i, j) };
+                }
             }
         }
         return;
     }
     let c = SharedMut::new(c);
     if m <= ker.mc {
-        few_rows(ker, alpha, &a, &b, beta, &c, ldc, threads);
+        few_rows(ker, alpha, &a, &b, beta, &c, ldc, threads, ops.map(|o| (o, 0)));
     } else if threads > 1 && (m * n * k < shared_b_work || matches!(b, BSource::Packed(_))) {
         // One band of rows per thread, each a whole single-threaded product with its own
         // packed B (or reading the one packed beforehand): a single fork per call instead
@@ -112,13 +122,13 @@ pub(super) fn sgemm(
             // the range ends at the band's last element, inside C (checked by the caller).
             let c_t = SharedMut::new(unsafe { c.range_mut(r0 * ldc, (r0 + a_t.rows - 1) * ldc + n) });
             if a_t.rows <= ker.mc {
-                few_rows(ker, alpha, &a_t, &b, beta, &c_t, ldc, 1);
+                few_rows(ker, alpha, &a_t, &b, beta, &c_t, ldc, 1, ops.map(|o| (o, r0)));
             } else {
-                many_rows(ker, alpha, &a_t, &b, beta, &c_t, ldc, 1);
+                many_rows(ker, alpha, &a_t, &b, beta, &c_t, ldc, 1, ops.map(|o| (o, r0)));
             }
         });
     } else {
-        many_rows(ker, alpha, &a, &b, beta, &c, ldc, threads);
+        many_rows(ker, alpha, &a, &b, beta, &c, ldc, threads, ops.map(|o| (o, 0)));
     }
 }
 
@@ -166,7 +176,9 @@ fn direct_a(ker: &Kernel, a: &MatRef<'_, f32>) -> bool {
 }
 
 /// Runs the tiles of one A block (`rows` rows from C row `i0`) against one B micro-panel
-/// (`b`, row stride `ldb`) for C columns `j0..j0+cols`.
+/// (`b`, row stride `ldb`) for C columns `j0..j0+cols`; with `ops` (the last depth block:
+/// the operations and the row of the caller's C where this C starts) the micro-kernel
+/// applies them before it stores.
 ///
 /// # Safety
 /// A packed block must hold `a_len(rows, kc, MR)` floats; a direct one must have `rows`
@@ -186,6 +198,7 @@ unsafe fn tiles_down(
     (i0, j0, cols): (usize, usize, usize),
     alpha: f32,
     beta: f32,
+    ops: Option<(&OutputOps<'_>, usize)>,
 ) {
     for r0 in (0..rows).step_by(ker.mr) {
         let (a, lda) = match ablock {
@@ -205,6 +218,7 @@ unsafe fn tiles_down(
             cols,
             alpha,
             beta,
+            ops: ops.map(|(o, offset)| o.at(offset + i0 + r0, j0)),
         };
         // SAFETY: the caller's contract covers the tile; `ker` was built for this CPU.
         unsafe { (ker.tile)(&t) };
@@ -222,6 +236,7 @@ fn few_rows(
     c: &SharedMut<f32>,
     ldc: usize,
     threads: usize,
+    ops: Option<(&OutputOps<'_>, usize)>,
 ) {
     let (m, k, n) = (a.rows, a.cols, b.cols());
     let (mr, nr) = (ker.mr, ker.nr);
@@ -257,6 +272,7 @@ fn few_rows(
                 for p0 in (0..k).step_by(kc_max) {
                     let kc = kc_max.min(k - p0);
                     let beta = if p0 == 0 { beta } else { 1.0 };
+                    let ops = if p0 + kc == k { ops } else { None };
                     let ablock = if direct {
                         ABlock::Direct(a.data[p0..].as_ptr(), a.row_stride)
                     } else {
@@ -290,7 +306,9 @@ fn few_rows(
                         // SAFETY: A is packed for all m rows; the B panel has kc readable rows
                         // of NR floats (in place: columns jq..jq+NR ≤ n of rows p0..p0+kc of
                         // a checked B); this task owns C's columns of panels q0..q1.
-                        unsafe { tiles_down(ker, kc, ablock, m, bptr, ldb, c, ldc, (0, jq, w), alpha, beta) };
+                        unsafe {
+                            tiles_down(ker, kc, ablock, m, bptr, ldb, c, ldc, (0, jq, w), alpha, beta, ops)
+                        };
                     }
                 }
             })
@@ -315,6 +333,7 @@ fn many_rows(
     c: &SharedMut<f32>,
     ldc: usize,
     threads: usize,
+    ops: Option<(&OutputOps<'_>, usize)>,
 ) {
     let (m, k, n) = (a.rows, a.cols, b.cols());
     let (mr, nr) = (ker.mr, ker.nr);
@@ -337,6 +356,7 @@ fn many_rows(
             for p0 in (0..k).step_by(kc_max) {
                 let kc = kc_max.min(k - p0);
                 let beta = if p0 == 0 { beta } else { 1.0 };
+                let ops = if p0 + kc == k { ops } else { None };
                 let slab: &[f32] = match *b {
                     BSource::Packed(pb) => pb.panels(p0, kc, j0, nc),
                     BSource::Matrix(b) => {
@@ -384,6 +404,7 @@ fn many_rows(
                                     (i0, jj, cols),
                                     alpha,
                                     beta,
+                                    ops,
                                 )
                             };
                         }

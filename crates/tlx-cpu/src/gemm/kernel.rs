@@ -10,6 +10,7 @@
 //! (`kernel_avx512`); [`tile_portable`] is the plain-loop version of the same contract and
 //! the fallback on other CPUs.
 
+use crate::conv::EpilogueAct;
 use std::sync::OnceLock;
 
 /// One micro-tile of work (raw pointers: the driver proves the bounds).
@@ -32,6 +33,61 @@ pub(super) struct Tile {
     pub alpha: f32,
     /// 0 means "overwrite": C's old contents are not read (NaN included).
     pub beta: f32,
+    /// Operations on the final values before they are stored (the last depth block only).
+    pub ops: Option<TileOps>,
+}
+
+/// [`super::OutputOps`] at one tile: `bias`, `scale`, `shift` point at the tile's column 0,
+/// `residual` at its element (0, 0) with row stride `ldr`; null pointers are skipped. All
+/// readable for the tile's rows × cols (the driver checks the slices).
+#[derive(Clone, Copy, Debug)]
+pub(super) struct TileOps {
+    pub bias: *const f32,
+    pub scale: *const f32,
+    pub shift: *const f32,
+    pub residual: *const f32,
+    pub ldr: usize,
+    pub act: EpilogueAct,
+}
+
+impl TileOps {
+    /// `act((v + bias)·scale + shift + residual)` for element (i, j), one rounding per step
+    /// (as `conv::Epilogue::apply`, and as [`apply_ops`] lane by lane).
+    ///
+    /// # Safety
+    /// (i, j) lies inside the tile the pointers describe.
+    #[inline(always)]
+    pub(super) unsafe fn apply_one(&self, mut v: f32, i: usize, j: usize) -> f32 {
+        // SAFETY: the caller's contract.
+        unsafe {
+            if !self.bias.is_null() {
+                v += *self.bias.add(j);
+            }
+            if !self.scale.is_null() {
+                v *= *self.scale.add(j);
+            }
+            if !self.shift.is_null() {
+                v += *self.shift.add(j);
+            }
+            if !self.residual.is_null() {
+                v += *self.residual.add(i * self.ldr + j);
+            }
+        }
+        // max(0, v) then min(6, ·) with the vector instructions' rules: NaN stays NaN.
+        let relu = |v: f32| if 0.0 > v { 0.0 } else { v };
+        match self.act {
+            EpilogueAct::Linear => v,
+            EpilogueAct::Relu => relu(v),
+            EpilogueAct::Relu6 => {
+                let v = relu(v);
+                if 6.0 < v {
+                    6.0
+                } else {
+                    v
+                }
+            }
+        }
+    }
 }
 
 /// A micro-kernel and the cache blocking that suits it.
@@ -148,6 +204,10 @@ unsafe fn tile_portable(t: &Tile) {
             // SAFETY: (i, j) lies inside the C tile (i < rows, j < cols).
             let c = unsafe { &mut *t.c.add(i * t.ldc + j) };
             *c = if t.beta == 0.0 { t.alpha * v } else { t.alpha * v + t.beta * *c };
+            if let Some(ops) = &t.ops {
+                // SAFETY: (i, j) lies inside the tile.
+                *c = unsafe { ops.apply_one(*c, i, j) };
+            }
         }
     }
 }
@@ -165,6 +225,11 @@ pub(super) trait Vector: Copy {
     /// `a·b + c`, fused.
     unsafe fn fmadd(a: Self, b: Self, c: Self) -> Self;
     unsafe fn mul(a: Self, b: Self) -> Self;
+    unsafe fn add(a: Self, b: Self) -> Self;
+    /// Lane by lane `if a > b { a } else { b }` (so `b` where either is NaN: x86's max).
+    unsafe fn max(a: Self, b: Self) -> Self;
+    /// Lane by lane `if a < b { a } else { b }` (x86's min).
+    unsafe fn min(a: Self, b: Self) -> Self;
     /// The first `n ≤ LANES` floats at `p` (the rest zero; nothing beyond is touched).
     unsafe fn load_first(p: *const f32, n: usize) -> Self;
     /// Stores the first `n ≤ LANES` lanes at `p` (nothing beyond is touched).
@@ -293,8 +358,39 @@ unsafe fn store_tile<V: Vector, const ROWS: usize, const NV: usize>(t: &Tile, ac
                 if t.beta != 0.0 {
                     r = V::fmadd(V::load_first(c.add(j), n), beta, r);
                 }
+                if let Some(ops) = &t.ops {
+                    r = apply_ops(ops, r, i, j, n);
+                }
                 V::store_first(c.add(j), r, n);
             }
+        }
+    }
+}
+
+/// [`TileOps::apply_one`] on the `n` lanes of row `i` from column `j`, in registers.
+///
+/// # Safety
+/// As [`tile_body`]; lanes `j..j+n` of row `i` lie inside the tile.
+#[inline(always)]
+unsafe fn apply_ops<V: Vector>(o: &TileOps, mut r: V, i: usize, j: usize, n: usize) -> V {
+    // SAFETY: the pointers cover the tile (the driver checked the slices behind them).
+    unsafe {
+        if !o.bias.is_null() {
+            r = V::add(r, V::load_first(o.bias.add(j), n));
+        }
+        if !o.scale.is_null() {
+            r = V::mul(r, V::load_first(o.scale.add(j), n));
+        }
+        if !o.shift.is_null() {
+            r = V::add(r, V::load_first(o.shift.add(j), n));
+        }
+        if !o.residual.is_null() {
+            r = V::add(r, V::load_first(o.residual.add(i * o.ldr + j), n));
+        }
+        match o.act {
+            EpilogueAct::Linear => r,
+            EpilogueAct::Relu => V::max(V::zero(), r),
+            EpilogueAct::Relu6 => V::min(V::splat(6.0), V::max(V::zero(), r)),
         }
     }
 }

@@ -48,6 +48,18 @@ impl Vector for V8 {
         unsafe { V8(_mm256_mul_ps(a.0, b.0)) }
     }
     #[inline(always)]
+    unsafe fn add(a: Self, b: Self) -> Self {
+        unsafe { V8(_mm256_add_ps(a.0, b.0)) }
+    }
+    #[inline(always)]
+    unsafe fn max(a: Self, b: Self) -> Self {
+        unsafe { V8(_mm256_max_ps(a.0, b.0)) }
+    }
+    #[inline(always)]
+    unsafe fn min(a: Self, b: Self) -> Self {
+        unsafe { V8(_mm256_min_ps(a.0, b.0)) }
+    }
+    #[inline(always)]
     unsafe fn load_first(p: *const f32, n: usize) -> Self {
         unsafe {
             if n == 8 {

@@ -47,6 +47,18 @@ impl Vector for V16 {
         unsafe { V16(_mm512_mul_ps(a.0, b.0)) }
     }
     #[inline(always)]
+    unsafe fn add(a: Self, b: Self) -> Self {
+        unsafe { V16(_mm512_add_ps(a.0, b.0)) }
+    }
+    #[inline(always)]
+    unsafe fn max(a: Self, b: Self) -> Self {
+        unsafe { V16(_mm512_max_ps(a.0, b.0)) }
+    }
+    #[inline(always)]
+    unsafe fn min(a: Self, b: Self) -> Self {
+        unsafe { V16(_mm512_min_ps(a.0, b.0)) }
+    }
+    #[inline(always)]
     unsafe fn load_first(p: *const f32, n: usize) -> Self {
         // Masked-off lanes are neither read nor faulted on.
         unsafe { V16(_mm512_maskz_loadu_ps(first(n), p)) }

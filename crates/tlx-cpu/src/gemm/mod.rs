@@ -26,7 +26,55 @@ mod packed;
 mod tests;
 
 pub use kernel::Isa;
-pub use packed::{gemm_packed, gemm_packed_serial, with_packed_b, with_packed_bs, PackedB};
+pub use packed::{gemm_packed, gemm_packed_ops, gemm_packed_serial, with_packed_b, with_packed_bs, PackedB};
+
+/// Operations on C's final values that the micro-kernel applies in registers before it
+/// stores them (a convolution's fused epilogue, `conv::Epilogue`):
+/// `c[i, j] ← act(((c + bias[j])·scale[j] + shift[j]) + residual[i, j])`, one rounding per
+/// step (bit-identical to the separate passes); `None` parts are skipped.
+#[derive(Clone, Copy, Debug)]
+pub struct OutputOps<'a> {
+    /// Per column of C (at least C's columns).
+    pub bias: Option<&'a [f32]>,
+    pub scale: Option<&'a [f32]>,
+    pub shift: Option<&'a [f32]>,
+    /// C-shaped, element (i, j) at `[i·ld + j]`: `(values, ld)`.
+    pub residual: Option<(&'a [f32], usize)>,
+    pub act: crate::conv::EpilogueAct,
+}
+
+impl OutputOps<'_> {
+    /// Panics unless every part covers an `[m, n]` C.
+    fn check(&self, m: usize, n: usize) {
+        for (what, v) in [("bias", self.bias), ("scale", self.scale), ("shift", self.shift)] {
+            if let Some(v) = v {
+                assert!(v.len() >= n, "gemm: {what} has {} values for {n} columns", v.len());
+            }
+        }
+        if let Some((r, ld)) = self.residual {
+            assert!(ld >= n, "gemm: residual row stride {ld} < {n} columns");
+            let need = if m == 0 || n == 0 { 0 } else { (m - 1) * ld + n };
+            assert!(
+                r.len() >= need,
+                "gemm: residual has {} values, [{m}x{n}] at stride {ld} needs {need}",
+                r.len()
+            );
+        }
+    }
+
+    /// The pointers for the tile whose element (0, 0) is C's (row, col) (inside C, checked).
+    fn at(&self, row: usize, col: usize) -> kernel::TileOps {
+        let column = |v: Option<&[f32]>| v.map_or(std::ptr::null(), |v| v[col..].as_ptr());
+        kernel::TileOps {
+            bias: column(self.bias),
+            scale: column(self.scale),
+            shift: column(self.shift),
+            residual: self.residual.map_or(std::ptr::null(), |(r, ld)| r[row * ld + col..].as_ptr()),
+            ldr: self.residual.map_or(0, |(_, ld)| ld),
+            act: self.act,
+        }
+    }
+}
 
 use crate::par::SharedMut;
 use rayon::prelude::*;
@@ -166,6 +214,7 @@ fn run<T: Float>(
                 ldc,
                 threads,
                 driver::SHARED_B_WORK,
+                None,
             );
         }
         DType::F64 => {

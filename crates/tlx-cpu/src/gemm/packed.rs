@@ -13,7 +13,7 @@
 use super::driver::{self, BSource};
 use super::kernel::{Isa, Kernel};
 use super::pack::{b_len, pack_b};
-use super::MatRef;
+use super::{MatRef, OutputOps};
 use crate::par;
 use rayon::prelude::*;
 
@@ -103,7 +103,7 @@ pub fn with_packed_bs<R>(bs: &[MatRef<'_, f32>], f: impl FnOnce(&[PackedB<'_>]) 
 pub fn gemm_packed(alpha: f32, a: MatRef<'_, f32>, b: &PackedB<'_>, beta: f32, c: &mut [f32], ldc: usize) {
     let threads = rayon::current_num_threads();
     let parallel = threads > 1 && a.rows * b.n * a.cols.max(1) >= super::PARALLEL_WORK;
-    run(alpha, a, b, beta, c, ldc, if parallel { threads } else { 1 });
+    run(alpha, a, b, beta, c, ldc, if parallel { threads } else { 1 }, None);
 }
 
 /// [`gemm_packed`] on the calling thread only.
@@ -115,9 +115,28 @@ pub fn gemm_packed_serial(
     c: &mut [f32],
     ldc: usize,
 ) {
-    run(alpha, a, b, beta, c, ldc, 1);
+    run(alpha, a, b, beta, c, ldc, 1, None);
 }
 
+/// [`gemm_packed`] (when `parallel`) or [`gemm_packed_serial`] whose micro-kernel applies
+/// `ops` to C's final values before storing them (a convolution's epilogue, in registers).
+#[allow(clippy::too_many_arguments)]
+pub fn gemm_packed_ops(
+    alpha: f32,
+    a: MatRef<'_, f32>,
+    b: &PackedB<'_>,
+    beta: f32,
+    c: &mut [f32],
+    ldc: usize,
+    parallel: bool,
+    ops: &OutputOps<'_>,
+) {
+    let threads = rayon::current_num_threads();
+    let parallel = parallel && threads > 1 && a.rows * b.n * a.cols.max(1) >= super::PARALLEL_WORK;
+    run(alpha, a, b, beta, c, ldc, if parallel { threads } else { 1 }, Some(ops));
+}
+
+#[allow(clippy::too_many_arguments)]
 fn run(
     alpha: f32,
     a: MatRef<'_, f32>,
@@ -126,10 +145,11 @@ fn run(
     c: &mut [f32],
     ldc: usize,
     threads: usize,
+    ops: Option<&OutputOps<'_>>,
 ) {
     assert_eq!(b.k, a.cols, "gemm_packed: inner dimensions {} and {} differ", a.cols, b.k);
     a.assert_fits("A");
     super::check_c(a.rows, b.n, c.len(), ldc);
     // The packed kernel and depth blocks are the ones `b` was packed for.
-    driver::sgemm(&b.kernel, alpha, a, BSource::Packed(b), beta, c, ldc, threads, driver::SHARED_B_WORK);
+    driver::sgemm(&b.kernel, alpha, a, BSource::Packed(b), beta, c, ldc, threads, driver::SHARED_B_WORK, ops);
 }

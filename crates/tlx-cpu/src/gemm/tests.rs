@@ -197,7 +197,7 @@ fn check_case_with(
     let ker = kernel::Kernel::for_isa(isa);
     let mut run = || {
         let b = driver::BSource::Matrix(b.view());
-        driver::sgemm(&ker, alpha, a.view(), b, beta, &mut c, ldc, threads, shared_b_work)
+        driver::sgemm(&ker, alpha, a.view(), b, beta, &mut c, ldc, threads, shared_b_work, None)
     };
     if threads > 1 {
         pool().install(run);
@@ -467,4 +467,149 @@ fn prepacked_b_of_the_wrong_depth_is_refused() {
     with_packed_b(MatRef::row_major(&b, 6, 3), |pb| {
         gemm_packed(1.0, MatRef::row_major(&a, 4, 5), pb, 0.0, &mut c, 3)
     });
+}
+
+use crate::conv::EpilogueAct;
+
+/// `act(((v + bias)·scale + shift) + r)` one rounding at a time, the separate passes'
+/// definition (`conv::Epilogue::apply`), written independently of the kernels.
+fn ops_by_hand(
+    v: f32,
+    b: Option<f32>,
+    s: Option<f32>,
+    sh: Option<f32>,
+    r: Option<f32>,
+    act: EpilogueAct,
+) -> f32 {
+    let mut v = v;
+    if let Some(b) = b {
+        v += b;
+    }
+    if let Some(s) = s {
+        v *= s;
+    }
+    if let Some(sh) = sh {
+        v += sh;
+    }
+    if let Some(r) = r {
+        v += r;
+    }
+    let relu = |v: f32| if v < 0.0 { 0.0 } else { v };
+    match act {
+        EpilogueAct::Linear => v,
+        EpilogueAct::Relu => relu(v),
+        // NaN stays NaN, -0.0 stays -0.0 (as the comparisons of `conv::Epilogue`).
+        EpilogueAct::Relu6 => v.clamp(0.0, 6.0),
+    }
+}
+
+#[test]
+fn output_ops_in_the_micro_kernel_equal_the_separate_passes_bit_for_bit() {
+    // Several depth blocks (ops only after the last), one A block and many, narrow last
+    // panels, k = 0; every kernel this CPU runs, 1 and 3 threads, packed B and not.
+    for &(m, k, n) in &[(7, 600, 37), (300, 70, 130), (13, 0, 20), (150, 300, 16)] {
+        let ldc = n + 5;
+        let a = Stored::new(m, k, false, 1, 51);
+        let b = Stored::new(k, n, false, 2, 52);
+        // Per-column vectors scaled so ReLU6 clips; a residual with NaN, ±∞ and exact zeros.
+        let col =
+            |seed: u64, scale: f64| fill(n, seed).iter().map(|&x| (x * scale) as f32).collect::<Vec<f32>>();
+        let (bias, scale, shift) = (col(53, 2.0), col(54, 8.0), col(55, 3.0));
+        let ldr = n + 2;
+        let mut residual: Vec<f32> = fill(m * ldr, 56).iter().map(|&x| (x * 4.0) as f32).collect();
+        for (i, r) in residual.iter_mut().enumerate() {
+            match i % 29 {
+                3 => *r = f32::NAN,
+                7 => *r = f32::INFINITY,
+                11 => *r = f32::NEG_INFINITY,
+                13 => *r = -0.0,
+                _ => {}
+            }
+        }
+        for (case, act) in
+            [EpilogueAct::Linear, EpilogueAct::Relu, EpilogueAct::Relu6].into_iter().enumerate()
+        {
+            // Parts present or not, varying with the case.
+            let ops = OutputOps {
+                bias: Some(&bias[..]),
+                scale: (case != 1).then_some(&scale[..]),
+                shift: (case != 2).then_some(&shift[..]),
+                residual: (case != 0 || m > 100).then_some((&residual[..], ldr)),
+                act,
+            };
+            for isa in isas() {
+                let ker = kernel::Kernel::for_isa(isa);
+                let mut plain = vec![1.5f32; m * ldc];
+                driver::sgemm(
+                    &ker,
+                    1.0,
+                    a.view(),
+                    driver::BSource::Matrix(b.view()),
+                    0.0,
+                    &mut plain,
+                    ldc,
+                    1,
+                    0,
+                    None,
+                );
+                for threads in [1, 3] {
+                    let mut got = vec![1.5f32; m * ldc];
+                    let mut run = || {
+                        let bsrc = driver::BSource::Matrix(b.view());
+                        driver::sgemm(&ker, 1.0, a.view(), bsrc, 0.0, &mut got, ldc, threads, 0, Some(&ops))
+                    };
+                    if threads > 1 {
+                        pool().install(run);
+                    } else {
+                        run();
+                    }
+                    for i in 0..m {
+                        for j in 0..n {
+                            let want = ops_by_hand(
+                                plain[i * ldc + j],
+                                ops.bias.map(|v| v[j]),
+                                ops.scale.map(|v| v[j]),
+                                ops.shift.map(|v| v[j]),
+                                ops.residual.map(|(r, ld)| r[i * ld + j]),
+                                act,
+                            );
+                            let g = got[i * ldc + j];
+                            assert!(
+                                g.to_bits() == want.to_bits() || (g.is_nan() && want.is_nan()),
+                                "{isa:?} {m}x{k}x{n} {act:?} {threads}t: C[{i},{j}] = {g}, want {want}"
+                            );
+                        }
+                    }
+                    // Past each row's n columns C is untouched.
+                    assert!(got.chunks(ldc).all(|row| row[n..].iter().all(|&x| x == 1.5)));
+                }
+            }
+            // The public entry point, on a packed B.
+            if k > 0 {
+                let mut got = vec![0.0f32; m * ldc];
+                let mut want = vec![0.0f32; m * ldc];
+                with_packed_b(b.view(), |pb| {
+                    gemm_packed(1.0, a.view(), pb, 0.0, &mut want, ldc);
+                    pool().install(|| gemm_packed_ops(1.0, a.view(), pb, 0.0, &mut got, ldc, true, &ops));
+                });
+                for i in 0..m {
+                    for j in 0..n {
+                        let w = ops_by_hand(
+                            want[i * ldc + j],
+                            ops.bias.map(|v| v[j]),
+                            ops.scale.map(|v| v[j]),
+                            ops.shift.map(|v| v[j]),
+                            ops.residual.map(|(r, ld)| r[i * ld + j]),
+                            act,
+                        );
+                        let g = got[i * ldc + j];
+                        assert!(
+                            g.to_bits() == w.to_bits() || (g.is_nan() && w.is_nan()),
+                            "packed C[{i},{j}]"
+                        );
+                    }
+                }
+            }
+        }
+    }
 }
