@@ -537,6 +537,12 @@ fn output_ops_in_the_micro_kernel_equal_the_separate_passes_bit_for_bit() {
                 residual: (case != 0 || m > 100).then_some((&residual[..], ldr)),
                 act,
             };
+            // C[i, j] after the operations, given its plain value.
+            let expected = |plain: f32, i: usize, j: usize| {
+                let col = |v: Option<&[f32]>| v.map(|v| v[j]);
+                let r = ops.residual.map(|(r, ld)| r[i * ld + j]);
+                ops_by_hand(plain, col(ops.bias), col(ops.scale), col(ops.shift), r, act)
+            };
             for isa in isas() {
                 let ker = kernel::Kernel::for_isa(isa);
                 let mut plain = vec![1.5f32; m * ldc];
@@ -565,14 +571,7 @@ fn output_ops_in_the_micro_kernel_equal_the_separate_passes_bit_for_bit() {
                     }
                     for i in 0..m {
                         for j in 0..n {
-                            let want = ops_by_hand(
-                                plain[i * ldc + j],
-                                ops.bias.map(|v| v[j]),
-                                ops.scale.map(|v| v[j]),
-                                ops.shift.map(|v| v[j]),
-                                ops.residual.map(|(r, ld)| r[i * ld + j]),
-                                act,
-                            );
+                            let want = expected(plain[i * ldc + j], i, j);
                             let g = got[i * ldc + j];
                             assert!(
                                 g.to_bits() == want.to_bits() || (g.is_nan() && want.is_nan()),
@@ -594,14 +593,7 @@ fn output_ops_in_the_micro_kernel_equal_the_separate_passes_bit_for_bit() {
                 });
                 for i in 0..m {
                     for j in 0..n {
-                        let w = ops_by_hand(
-                            want[i * ldc + j],
-                            ops.bias.map(|v| v[j]),
-                            ops.scale.map(|v| v[j]),
-                            ops.shift.map(|v| v[j]),
-                            ops.residual.map(|(r, ld)| r[i * ld + j]),
-                            act,
-                        );
+                        let w = expected(want[i * ldc + j], i, j);
                         let g = got[i * ldc + j];
                         assert!(
                             g.to_bits() == w.to_bits() || (g.is_nan() && w.is_nan()),
