@@ -9,9 +9,9 @@
 //! - ungrouped convolutions with short patches (`kh·kw·c_in` ≤ 64, VGG's first layer) build
 //!   one output row of patches at a time and multiply them by the kernel with a
 //!   register-blocked loop (`small_k`);
-//! - the forward pass of 3×3 stride-1 ungrouped f32 convolutions runs as Winograd
-//!   F(4×4, 3×3) or F(2×2, 3×3) where a cost model expects it to be faster (`winograd`;
-//!   [`set_conv_algorithm`] overrides the choice);
+//! - the forward pass and the input gradient of 3×3 stride-1 ungrouped f32 convolutions run
+//!   as Winograd F(4×4, 3×3) or F(2×2, 3×3) where a cost model expects it to be faster
+//!   (`winograd`; [`set_conv_algorithm`] overrides the choice);
 //! - everything else goes through im2col into bounded tiles of output rows times the kernel
 //!   seen as `[kh·kw·cig, c_out]` (`gemm_conv`), one GEMM per group, which gives NHWC output
 //!   directly; the backward passes use the same tiles (col2im scatter for the input gradient,
@@ -219,6 +219,11 @@ pub(crate) fn backward_input_with<T: Float>(
         crate::par::zero(grad_input);
     } else if g.is_depthwise() {
         depthwise::backward_input(g, grad_out, kernel, grad_input, t);
+    } else if let Some((tr, bg)) =
+        (T::DTYPE == DType::F32).then(|| winograd::backward_input_plan(g, t)).flatten()
+    {
+        let out = bytemuck::cast_slice_mut(grad_input);
+        winograd::backward_input(tr, g, &bg, f32s(grad_out), f32s(kernel), out, t);
     } else if g.is_pointwise() {
         // [n·h·w, c_out] × [c_out, c_in] → [n·h·w, c_in]
         let m = g.n * g.h * g.w;

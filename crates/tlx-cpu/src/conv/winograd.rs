@@ -28,7 +28,7 @@ use crate::par::{self, SharedMut};
 use rayon::prelude::*;
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::OnceLock;
-use tlx_core::Conv2dGeometry;
+use tlx_core::{Conv2dGeometry, Padding};
 
 /// The matrices of F(m×m, 3×3), row-major.
 #[derive(Debug)]
@@ -257,6 +257,59 @@ pub(super) fn forward(
                 par::with_scratch(scratch_len, |s| (0..plan.blocks).for_each(|b| run(b, s)));
             }
         })
+    })
+}
+
+/// The input gradient of `g` as a forward convolution that Winograd can run, with the
+/// transform to run it with: `grad_input[y, x, c] = Σ grad_out[y + p − a, x + p − b, k] ·
+/// w[a, b, c, k]` is the correlation of `grad_out` `[n, out_h, out_w, c_out]` with the kernel
+/// turned by 180° and its channel axes swapped (`[3, 3, c_out, c_in]`), padded by `2 − pad`
+/// on each side (so pads above 2 do not qualify). `None` where that does not apply or the
+/// cost model prefers the direct path.
+pub(super) fn backward_input_plan(
+    g: &Conv2dGeometry,
+    t: &Tuning,
+) -> Option<(&'static Transform, Conv2dGeometry)> {
+    let unit =
+        (g.kh, g.kw, g.stride_h, g.stride_w, g.dilation_h, g.dilation_w, g.groups) == (3, 3, 1, 1, 1, 1, 1);
+    if !unit || [g.pad_top, g.pad_bottom, g.pad_left, g.pad_right].iter().any(|&p| p > 2) {
+        return None;
+    }
+    let padding = Padding::Explicit {
+        top: 2 - g.pad_top,
+        bottom: 2 - g.pad_bottom,
+        left: 2 - g.pad_left,
+        right: 2 - g.pad_right,
+    };
+    let shape = [g.n, g.out_h, g.out_w, g.c_out];
+    let bg = Conv2dGeometry::new(&shape, &[3, 3, g.c_out, g.c_in], (1, 1), (1, 1), padding, 1).ok()?;
+    debug_assert_eq!((bg.out_h, bg.out_w), (g.h, g.w));
+    choose(&bg, t).map(|tr| (tr, bg))
+}
+
+/// `grad_input` `[n, h, w, c_in]` (overwritten) of `g` from `grad_out` through
+/// [`backward_input_plan`]'s forward convolution `bg`.
+pub(super) fn backward_input(
+    tr: &Transform,
+    g: &Conv2dGeometry,
+    bg: &Conv2dGeometry,
+    grad_out: &[f32],
+    kernel: &[f32],
+    grad_input: &mut [f32],
+    t: &Tuning,
+) {
+    let (c, k) = (g.c_in, g.c_out);
+    par::with_scratch(9 * c * k, |turned: &mut [f32]| {
+        // turned[a][b][kk][cc] = kernel[2 − a][2 − b][cc][kk]
+        for (ab, dst) in turned.chunks_exact_mut(c * k).enumerate() {
+            let src = &kernel[(8 - ab) * c * k..][..c * k];
+            for (kk, row) in dst.chunks_exact_mut(c).enumerate() {
+                for (cc, v) in row.iter_mut().enumerate() {
+                    *v = src[cc * k + kk];
+                }
+            }
+        }
+        forward(tr, bg, grad_out, turned, None, None, grad_input, t);
     })
 }
 

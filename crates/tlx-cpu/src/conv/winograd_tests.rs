@@ -180,3 +180,38 @@ fn the_cost_model_keeps_small_maps_direct_and_takes_large_ones_to_winograd() {
         Conv2dGeometry::new(&[8, 56, 56, 256], &[3, 3, 256, 256], (2, 2), (1, 1), Padding::Same, 1).unwrap();
     assert_eq!(winograd::choose(&g, &auto).map(|tr| tr.m), None);
 }
+
+#[test]
+fn winograd_input_gradient_matches_the_reference() {
+    // Same, valid, uneven explicit pads up to 2 (the rotated kernel's padding is 2 − pad),
+    // channel counts off the vector width; serial and parallel.
+    let explicit = Padding::Explicit { top: 2, bottom: 0, left: 1, right: 2 };
+    let cases = [
+        (2, 7, 9, 19, 21, Padding::Same),
+        (1, 8, 6, 70, 17, Padding::Valid),
+        (3, 6, 11, 16, 40, explicit),
+        (2, 30, 30, 64, 48, Padding::Same),
+    ];
+    for (i, &(n, h, w, c, k, pad)) in cases.iter().enumerate() {
+        let g = geometry(n, h, w, c, k, pad);
+        let numel = |s: [usize; 4]| s.iter().product::<usize>();
+        let dy = fill(numel(g.output_shape()), 60 + i as u64);
+        let kernel = fill(numel(g.kernel_shape()), 70 + i as u64);
+        let mut want = vec![0.0; numel(g.input_shape())];
+        reference::conv2d_backward_input(&g, &dy, &kernel, &mut want);
+        for (tr, tol) in [(&F2, 1e-6), (&F4, 1e-5)] {
+            for base in [Tuning::new(), tiny_tuning(1, 0)] {
+                let t = Tuning { winograd: Choice::Force(tr), ..base };
+                assert!(winograd::backward_input_plan(&g, &t).is_some(), "{g:?} should run through Winograd");
+                let mut got = vec![f32::NAN; want.len()];
+                backward_input_with(&g, &to32(&dy), &to32(&kernel), &mut got, &t);
+                let err = normwise(&got, &want);
+                assert!(err <= tol, "F({0}x{0}) input gradient of {g:?}: normwise error {err:e}", tr.m);
+            }
+        }
+    }
+    // Pads above 2 (or a stride) keep the direct path.
+    let t = Tuning { winograd: Choice::Force(&F4), ..Tuning::new() };
+    let wide = Padding::Explicit { top: 3, bottom: 0, left: 0, right: 0 };
+    assert!(winograd::backward_input_plan(&geometry(1, 8, 8, 16, 16, wide), &t).is_none());
+}
