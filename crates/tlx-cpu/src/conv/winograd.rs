@@ -8,6 +8,9 @@
 //! - `M_ξ` `[t, k]` = `V_ξ` `[t, c]` × `U_ξ` `[c, k]`: α² ordinary GEMMs, the arithmetic;
 //! - `y` = Aᵀ·M·A, the m×m output tile, then the bias or the fused epilogue per pixel.
 //!
+//! The input gradient of such a convolution is itself one (of `grad_out`, with the kernel
+//! turned by 180° and its channel axes swapped: [`backward_input`]), so it runs here too.
+//!
 //! Tiles run in blocks of a few MiB of `V` and `M` (tall enough that each product reuses its
 //! transformed kernel over many tiles); each rayon task
 //! transforms, multiplies and inverse-transforms whole blocks (single-threaded GEMMs against
