@@ -44,6 +44,18 @@ impl<'a, T: Float> Epilogue<'a, T> {
             && self.act == EpilogueAct::Linear
     }
 
+    /// The same epilogue over f32 (T is f32 wherever this is called: the f32-only paths).
+    pub(crate) fn as_f32(&self) -> Epilogue<'a, f32> {
+        let f32s = |v: &'a [T]| -> &'a [f32] { bytemuck::cast_slice(v) };
+        Epilogue {
+            bias: self.bias.map(f32s),
+            scale: self.scale.map(f32s),
+            shift: self.shift.map(f32s),
+            residual: self.residual.map(f32s),
+            act: self.act,
+        }
+    }
+
     /// Panics unless every vector has `c` entries and the residual `out_len` (the caller's
     /// contract).
     pub(crate) fn check(&self, c: usize, out_len: usize) {
@@ -88,6 +100,20 @@ impl<'a, T: Float> Epilogue<'a, T> {
                 EpilogueAct::Linear => {}
                 a => row.iter_mut().for_each(|v| *v = act(a, *v)),
             }
+        }
+    }
+}
+
+impl<'a> Epilogue<'a, f32> {
+    /// The operations the SGEMM micro-kernel applies in registers, for a product whose C is
+    /// the output's rows `first_row..` with `c` columns (one group).
+    pub(crate) fn output_ops(&self, first_row: usize, c: usize) -> crate::gemm::OutputOps<'a> {
+        crate::gemm::OutputOps {
+            bias: self.bias,
+            scale: self.scale,
+            shift: self.shift,
+            residual: self.residual.map(|r| (&r[first_row * c..], c)),
+            act: self.act,
         }
     }
 }

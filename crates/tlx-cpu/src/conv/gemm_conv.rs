@@ -16,8 +16,7 @@
 use super::im2col::{col2im_add, col_stride, im2col};
 use super::{Epilogue, Tuning};
 use crate::gemm::{
-    gemm, gemm_packed, gemm_packed_ops, gemm_packed_serial, gemm_serial, with_packed_b, MatRef, OutputOps,
-    PackedB,
+    gemm, gemm_packed, gemm_packed_ops, gemm_packed_serial, gemm_serial, with_packed_b, MatRef, PackedB,
 };
 use crate::par::{self, SharedMut};
 use rayon::prelude::*;
@@ -159,13 +158,7 @@ pub(super) fn forward<T: Float>(
                     (Some(pb), Some(ep)) => {
                         // One group and f32 (the kernel was packed): the tile's columns are
                         // the output channels, its rows output rows r0.. (the residual's).
-                        let ops = OutputOps {
-                            bias: ep.bias.map(super::f32s),
-                            scale: ep.scale.map(super::f32s),
-                            shift: ep.shift.map(super::f32s),
-                            residual: ep.residual.map(|r| (&super::f32s(r)[r0 * g.c_out..], g.c_out)),
-                            act: ep.act,
-                        };
+                        let ops = ep.as_f32().output_ops(r0, g.c_out);
                         let c = bytemuck::cast_slice_mut::<T, f32>(out_tile);
                         gemm_packed_ops(1.0, as_f32(a), pb, beta.to_f32(), c, g.c_out, inner, &ops);
                     }

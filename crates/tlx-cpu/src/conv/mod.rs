@@ -190,13 +190,7 @@ pub(crate) fn forward_with<T: Float>(
     } else if g.groups == 1 && g.kh * g.kw * g.c_in <= small_k::MAX_K {
         small_k::forward(g, input, kernel, bias, ep, out, t);
     } else if let Some(tr) = winograd::choose(g, t).filter(|_| T::DTYPE == DType::F32) {
-        let ep = ep.map(|ep| Epilogue {
-            bias: ep.bias.map(f32s),
-            scale: ep.scale.map(f32s),
-            shift: ep.shift.map(f32s),
-            residual: ep.residual.map(f32s),
-            act: ep.act,
-        });
+        let ep = ep.map(Epilogue::as_f32);
         let out = bytemuck::cast_slice_mut(out);
         winograd::forward(tr, g, f32s(input), f32s(kernel), bias.map(f32s), ep.as_ref(), out, t);
     } else {

@@ -189,11 +189,24 @@ const KERNEL_ELEMENT_COST: usize = 128;
 /// multiply-adds of the GEMM.
 const TILE_ELEMENT_COST: usize = 8;
 
+impl Transform {
+    /// Tile rows and columns covering `g`'s output (the last ones may stick out).
+    fn tile_grid(&self, g: &Conv2dGeometry) -> (usize, usize) {
+        (g.out_h.div_ceil(self.m), g.out_w.div_ceil(self.m))
+    }
+}
+
+/// Whether `g` is a 3×3, stride-1, undilated, ungrouped convolution.
+fn unit_3x3(g: &Conv2dGeometry) -> bool {
+    (g.kh, g.kw, g.stride_h, g.stride_w, g.dilation_h, g.dilation_w, g.groups) == (3, 3, 1, 1, 1, 1, 1)
+}
+
 /// The estimated cost of the convolution through `tr`, in multiply-adds of the GEMM: the α²
 /// products, the tile transforms, and the kernel's transform and packing (once per call).
 fn estimated_cost(tr: &Transform, g: &Conv2dGeometry) -> usize {
     let a2 = tr.alpha * tr.alpha;
-    let tiles = g.n * g.out_h.div_ceil(tr.m) * g.out_w.div_ceil(tr.m);
+    let (tiles_y, tiles_x) = tr.tile_grid(g);
+    let tiles = g.n * tiles_y * tiles_x;
     let (c, k) = (g.c_in, g.c_out);
     a2 * tiles * (c * k + TILE_ELEMENT_COST * (c + k)) + KERNEL_ELEMENT_COST * a2 * c * k
 }
@@ -201,10 +214,7 @@ fn estimated_cost(tr: &Transform, g: &Conv2dGeometry) -> usize {
 /// The transform to run `g` with, if it is a convolution Winograd applies to and (with
 /// [`Choice::Auto`]) one that the estimate finds cheaper than the direct convolution.
 pub(super) fn choose(g: &Conv2dGeometry, t: &Tuning) -> Option<&'static Transform> {
-    let suits = (g.kh, g.kw, g.stride_h, g.stride_w, g.dilation_h, g.dilation_w, g.groups)
-        == (3, 3, 1, 1, 1, 1, 1)
-        && g.c_in >= MIN_CHANNELS
-        && g.c_out >= MIN_CHANNELS;
+    let suits = unit_3x3(g) && g.c_in >= MIN_CHANNELS && g.c_out >= MIN_CHANNELS;
     match t.winograd {
         _ if !suits => None,
         Choice::Off => None,
@@ -235,7 +245,7 @@ pub(super) fn forward(
     t: &Tuning,
 ) {
     let (c, k, a2) = (g.c_in, g.c_out, tr.alpha * tr.alpha);
-    let (tiles_y, tiles_x) = (g.out_h.div_ceil(tr.m), g.out_w.div_ceil(tr.m));
+    let (tiles_y, tiles_x) = tr.tile_grid(g);
     let tiles = g.n * tiles_y * tiles_x;
     let parallel = t.parallel(g.n * g.out_h * g.out_w * 9 * c * k);
     // Row strides of V and M: rows that would share L1 sets are spread (as im2col's).
@@ -273,9 +283,7 @@ pub(super) fn backward_input_plan(
     g: &Conv2dGeometry,
     t: &Tuning,
 ) -> Option<(&'static Transform, Conv2dGeometry)> {
-    let unit =
-        (g.kh, g.kw, g.stride_h, g.stride_w, g.dilation_h, g.dilation_w, g.groups) == (3, 3, 1, 1, 1, 1, 1);
-    if !unit || [g.pad_top, g.pad_bottom, g.pad_left, g.pad_right].iter().any(|&p| p > 2) {
+    if !unit_3x3(g) || [g.pad_top, g.pad_bottom, g.pad_left, g.pad_right].iter().any(|&p| p > 2) {
         return None;
     }
     let padding = Padding::Explicit {
@@ -354,7 +362,7 @@ struct Block<'a> {
 impl Block<'_> {
     /// Image, tile row and tile column of tile `t`.
     fn position(&self, t: usize) -> (usize, usize, usize) {
-        let (tiles_y, tiles_x) = (self.g.out_h.div_ceil(self.tr.m), self.g.out_w.div_ceil(self.tr.m));
+        let (tiles_y, tiles_x) = self.tr.tile_grid(self.g);
         let (img, r) = (t / (tiles_y * tiles_x), t % (tiles_y * tiles_x));
         (img, r / tiles_x, r % tiles_x)
     }

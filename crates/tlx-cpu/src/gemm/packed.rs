@@ -101,9 +101,18 @@ pub fn with_packed_bs<R>(bs: &[MatRef<'_, f32>], f: impl FnOnce(&[PackedB<'_>]) 
 /// `C ← α·A·B + β·C` with B packed by [`with_packed_b`]; as [`super::gemm`] otherwise
 /// (parallel on the rayon pool for large products).
 pub fn gemm_packed(alpha: f32, a: MatRef<'_, f32>, b: &PackedB<'_>, beta: f32, c: &mut [f32], ldc: usize) {
+    run(alpha, a, b, beta, c, ldc, threads_for(&a, b, true), None);
+}
+
+/// The threads a product of `a` by `b` runs on: the pool's when `parallel` is allowed and
+/// the product is large enough, else the calling thread alone.
+fn threads_for(a: &MatRef<'_, f32>, b: &PackedB<'_>, parallel: bool) -> usize {
     let threads = rayon::current_num_threads();
-    let parallel = threads > 1 && a.rows * b.n * a.cols.max(1) >= super::PARALLEL_WORK;
-    run(alpha, a, b, beta, c, ldc, if parallel { threads } else { 1 }, None);
+    if parallel && threads > 1 && a.rows * b.n * a.cols.max(1) >= super::PARALLEL_WORK {
+        threads
+    } else {
+        1
+    }
 }
 
 /// [`gemm_packed`] on the calling thread only.
@@ -131,9 +140,7 @@ pub fn gemm_packed_ops(
     parallel: bool,
     ops: &OutputOps<'_>,
 ) {
-    let threads = rayon::current_num_threads();
-    let parallel = parallel && threads > 1 && a.rows * b.n * a.cols.max(1) >= super::PARALLEL_WORK;
-    run(alpha, a, b, beta, c, ldc, if parallel { threads } else { 1 }, Some(ops));
+    run(alpha, a, b, beta, c, ldc, threads_for(&a, b, parallel), Some(ops));
 }
 
 #[allow(clippy::too_many_arguments)]
