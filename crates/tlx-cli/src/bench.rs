@@ -13,6 +13,9 @@
 //!   the base from that layer on as well (fine-tuning its top, e.g. ResNet50's last stage
 //!   from `conv5_block1_1_conv`).
 //!
+//! - `tlx bench model … --profile` also lists the time of every layer (fused chains as one),
+//!   the least over the repetitions, slowest first (`layers` in the JSON).
+//!
 //! Each runs inside a dedicated rayon pool of `--threads` threads (`pool.install`).
 
 use serde_json::json;
@@ -21,7 +24,7 @@ use std::time::Instant;
 use tlx_cpu::gemm::{gemm, MatRef};
 use tlx_models::{build, AppOptions, Arch, Pooling};
 use tlx_nn::layers::Dense;
-use tlx_nn::{Activation, LayerSelector, Loss, Model};
+use tlx_nn::{Activation, Context, LayerSelector, LayerTime, Loss, Model};
 use tlx_tensor::Tensor;
 use tlx_train::{Metric, Trainer};
 
@@ -98,6 +101,10 @@ struct ModelArgs {
     /// bench train: train the base from this layer on too (the layers below stay frozen).
     #[arg(long, value_name = "LAYER")]
     unfreeze_from: Option<String>,
+    /// bench model: also time every layer (a fused chain of layers as one) and list them,
+    /// slowest first, each with the least of its times over the repetitions.
+    #[arg(long)]
+    profile: bool,
     #[command(flatten)]
     common: Common,
 }
@@ -189,9 +196,32 @@ fn bench_gemm(g: GemmArgs) -> Result<ExitCode, String> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// The timed part of `bench model` / `bench train`: median seconds per batch, and the total
-/// and trainable parameter counts.
-fn time_model(m: &ModelArgs, arch: Arch, train: bool) -> Result<(f64, (usize, usize)), String> {
+/// What `time_model` measured.
+struct Timing {
+    /// Median seconds per batch (or step).
+    seconds: f64,
+    /// Total and trainable parameters.
+    params: (usize, usize),
+    /// With `--profile`: each layer's least time over the repetitions, in the order run.
+    layers: Option<Vec<LayerTime>>,
+}
+
+/// Each layer's least time over `runs` (profiles of the same model, so the same layers in
+/// the same order).
+fn least_times(runs: Vec<Vec<LayerTime>>) -> Vec<LayerTime> {
+    let mut runs = runs.into_iter();
+    let mut least = runs.next().unwrap_or_default();
+    for run in runs {
+        for (l, r) in least.iter_mut().zip(run) {
+            debug_assert_eq!(l.name, r.name);
+            l.seconds = l.seconds.min(r.seconds);
+        }
+    }
+    least
+}
+
+/// The timed part of `bench model` / `bench train`.
+fn time_model(m: &ModelArgs, arch: Arch, train: bool) -> Result<Timing, String> {
     let s = m.input_size;
     let e = |e: &dyn std::fmt::Display| e.to_string();
     let top = m.include_top && !train;
@@ -205,17 +235,23 @@ fn time_model(m: &ModelArgs, arch: Arch, train: bool) -> Result<(f64, (usize, us
     let reps = m.common.reps;
     if !train {
         let (total, trainable, _) = base.param_counts();
-        let once = || -> Result<f64, String> {
+        // As `Model::predict`, with the context's profile switched on if asked.
+        let once = || -> Result<(f64, Option<Vec<LayerTime>>), String> {
+            let _no_grad = tlx_tensor::no_grad();
+            let mut ctx = Context::inference();
+            ctx.profile = m.profile.then(Vec::new);
             let t = Instant::now();
-            let y = base.predict(&x).map_err(|x| e(&x))?;
+            let y = base.forward(std::slice::from_ref(&x), &mut ctx).map_err(|x| e(&x))?;
             std::hint::black_box(&y);
-            Ok(t.elapsed().as_secs_f64())
+            Ok((t.elapsed().as_secs_f64(), ctx.profile))
         };
         for _ in 0..m.common.warmup {
             once()?;
         }
-        let times = (0..reps).map(|_| once()).collect::<Result<Vec<_>, _>>()?;
-        return Ok((median(times), (total, trainable)));
+        let (times, profiles): (Vec<f64>, Vec<_>) =
+            (0..reps).map(|_| once()).collect::<Result<Vec<_>, _>>()?.into_iter().unzip();
+        let layers = m.profile.then(|| least_times(profiles.into_iter().flatten().collect()));
+        return Ok(Timing { seconds: median(times), params: (total, trainable), layers });
     }
     if m.classes == 0 {
         return Err("--classes must be at least 1".into());
@@ -243,7 +279,7 @@ fn time_model(m: &ModelArgs, arch: Arch, train: bool) -> Result<(f64, (usize, us
         once()?;
     }
     let times = (0..reps).map(|_| once()).collect::<Result<Vec<_>, _>>()?;
-    Ok((median(times), (total, trainable)))
+    Ok(Timing { seconds: median(times), params: (total, trainable), layers: None })
 }
 
 fn bench_model(m: ModelArgs, train: bool) -> Result<ExitCode, String> {
@@ -252,7 +288,11 @@ fn bench_model(m: ModelArgs, train: bool) -> Result<ExitCode, String> {
     if m.batch == 0 {
         return Err("--batch must be at least 1".into());
     }
-    let (seconds, (params, trainable)) = pool.install(|| time_model(&m, arch, train))?;
+    if train && m.profile {
+        return Err("--profile is for bench model (inference) only".into());
+    }
+    let Timing { seconds, params: (params, trainable), layers } =
+        pool.install(|| time_model(&m, arch, train))?;
     let per_image_ms = seconds * 1e3 / m.batch as f64;
     let ips = m.batch as f64 / seconds;
     let top = m.include_top && !train;
@@ -268,6 +308,12 @@ fn bench_model(m: ModelArgs, train: bool) -> Result<ExitCode, String> {
         } else {
             o["ms_per_batch"] = json!(seconds * 1e3);
             o["include_top"] = json!(top);
+        }
+        if let Some(layers) = &layers {
+            o["layers"] = layers
+                .iter()
+                .map(|l| json!({"name": l.name, "layers": l.layers, "ms": l.seconds * 1e3}))
+                .collect();
         }
         println!("{o}");
     } else {
@@ -286,6 +332,29 @@ fn bench_model(m: ModelArgs, train: bool) -> Result<ExitCode, String> {
             "{} {what}, {s}x{s}, batch {}, {threads} thread(s): {:.1} ms per {}, {per_image_ms:.2} ms/image, {ips:.1} images/s (median of {})",
             arch.name(), m.batch, seconds * 1e3, if train { "step" } else { "batch" }, m.common.reps, s = m.input_size
         );
+        if let Some(layers) = layers {
+            print_profile(layers);
+        }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The `--profile` table: layers slowest first, with their share of the sum of the layers'
+/// least times (which is at most the median batch time).
+fn print_profile(mut layers: Vec<LayerTime>) {
+    let total: f64 = layers.iter().map(|l| l.seconds).sum();
+    layers.sort_by(|a, b| b.seconds.total_cmp(&a.seconds));
+    println!(
+        "{:>10} {:>6}  layer (least time of each over the repetitions; fused chains joined by +)",
+        "ms", "share"
+    );
+    for l in &layers {
+        println!(
+            "{:>10.3} {:>5.1}%  {}",
+            l.seconds * 1e3,
+            100.0 * l.seconds / total.max(f64::MIN_POSITIVE),
+            l.name
+        );
+    }
+    println!("{:>10.3} {:>5.1}%  sum of {} entries", total * 1e3, 100.0, layers.len());
 }

@@ -523,6 +523,33 @@ fn bench_prints_the_json_forms_scripts_use() {
     assert_eq!(v["arch"], "mobilenetv2");
     assert_eq!((v["batch"].as_u64(), v["threads"].as_u64()), (Some(1), Some(1)));
 
+    // --profile: every layer (fused chains as one) with its time, in the order run.
+    let profile = |json: bool| {
+        let mut args =
+            vec!["bench", "model", "--arch", "vgg16", "--threads", "1", "--input-size", "32", "--reps", "2"];
+        args.extend(["--profile"].iter().chain(if json { &["--json"][..] } else { &[] }));
+        tlx(&args)
+    };
+    let o = profile(true);
+    ok(&o);
+    let v: serde_json::Value = serde_json::from_str(stdout(&o).trim()).expect("one JSON object");
+    let layers = v["layers"].as_array().expect("layers");
+    let names: Vec<&str> = layers.iter().map(|l| l["name"].as_str().unwrap()).collect();
+    // VGG16 without top: 13 convolutions (each with its ReLU fused) and 5 poolings.
+    assert_eq!(names.len(), 18, "{names:?}");
+    assert_eq!((names[0], names[2], names[17]), ("block1_conv1", "block1_pool", "block5_pool"), "{names:?}");
+    assert!(layers.iter().all(|l| l["ms"].as_f64().unwrap() > 0.0 && l["layers"].as_u64() == Some(1)), "{v}");
+    let sum: f64 = layers.iter().map(|l| l["ms"].as_f64().unwrap()).sum();
+    assert!(sum <= v["ms_per_batch"].as_f64().unwrap() * 1.0001, "{v}");
+    let o = profile(false);
+    ok(&o);
+    let text = stdout(&o);
+    assert!(text.contains("block5_conv3") && text.contains("sum of 18 entries"), "{text}");
+    one_line_error(
+        &tlx(&["bench", "train", "--arch", "mobilenetv2", "--input-size", "32", "--profile"]),
+        &["--profile"],
+    );
+
     // A training step of MobileNetV2 (32×32, batch 2, 3 classes), plus `extra` flags.
     let bench_train = |extra: &[&str]| {
         let mut args = vec![

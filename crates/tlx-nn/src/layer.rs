@@ -80,22 +80,57 @@ pub struct Context {
     pub losses: Vec<Tensor>,
     /// Run chains of layers as fused ops where possible (`model::fuse`; same results).
     pub fuse: bool,
+    /// When set, every layer (or fused chain of layers) run appends its wall time here, in
+    /// the order run (`tlx bench model --profile`). Layers of nested models are listed
+    /// themselves, not the model that holds them.
+    pub profile: Option<Vec<LayerTime>>,
+}
+
+/// The wall time of one layer, or of a chain of layers run as one fused op.
+#[derive(Clone, Debug, PartialEq)]
+pub struct LayerTime {
+    /// The layer's name; a fused chain's is its first layer's, then `+` and the others'.
+    pub name: String,
+    /// Layers in the chain (1: not fused).
+    pub layers: usize,
+    pub seconds: f64,
 }
 
 impl Context {
     /// Inference mode.
     pub fn inference() -> Self {
-        Context { training: false, mc_dropout: false, rng: Rng::new(0), losses: Vec::new(), fuse: true }
+        Context {
+            training: false,
+            mc_dropout: false,
+            rng: Rng::new(0),
+            losses: Vec::new(),
+            fuse: true,
+            profile: None,
+        }
     }
 
     /// Inference with dropout active (Monte Carlo dropout), seeded.
     pub fn mc_dropout(seed: u64) -> Self {
-        Context { training: false, mc_dropout: true, rng: Rng::new(seed), losses: Vec::new(), fuse: true }
+        Context {
+            training: false,
+            mc_dropout: true,
+            rng: Rng::new(seed),
+            losses: Vec::new(),
+            fuse: true,
+            profile: None,
+        }
     }
 
     /// Training mode with a seeded RNG.
     pub fn training(seed: u64) -> Self {
-        Context { training: true, mc_dropout: false, rng: Rng::new(seed), losses: Vec::new(), fuse: true }
+        Context {
+            training: true,
+            mc_dropout: false,
+            rng: Rng::new(seed),
+            losses: Vec::new(),
+            fuse: true,
+            profile: None,
+        }
     }
 }
 

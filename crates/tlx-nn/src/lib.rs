@@ -17,6 +17,6 @@ pub mod regularizers;
 
 pub use activation::Activation;
 pub use error::{Error, Result};
-pub use layer::{Context, Layer, LayerBase, Logits, LogitsKind, ShapeSpec, Weight};
+pub use layer::{Context, Layer, LayerBase, LayerTime, Logits, LogitsKind, ShapeSpec, Weight};
 pub use losses::{Loss, Reduction};
 pub use model::{Functional, LayerSelector, Model, ModelKind};

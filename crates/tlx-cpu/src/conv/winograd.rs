@@ -117,6 +117,11 @@ pub(crate) static F4: Transform = Transform {
 /// 512-channel layer got blocks of 13 tiles and the products waited on the kernel; 8 MiB
 /// (about 50 such tiles, V and M in L3) measured best on VGG16 at batch 8.
 const BLOCK_BYTES: usize = 8 << 20;
+/// Fewest tiles of a block split off only to spread the work over threads (each block's
+/// products read all α² transformed kernels once).
+const TALL_BLOCK: usize = 96;
+/// Blocks per thread where there are enough tiles (`gemm::TASKS_PER_THREAD`).
+const TASKS_PER_THREAD: usize = crate::gemm::TASKS_PER_THREAD;
 /// Fewest input and output channels: below, the transforms cost more than they save.
 const MIN_CHANNELS: usize = 16;
 
@@ -337,10 +342,13 @@ struct BlockPlan {
 
 impl BlockPlan {
     /// Blocks of at most `BLOCK_BYTES` of `V` and `M` (`tile_bytes` per tile), at least 12
-    /// tiles (two micro-kernel strips), in a multiple of `threads` where there are enough.
+    /// tiles (two micro-kernel strips), in a multiple of `threads` where there are enough;
+    /// up to `TASKS_PER_THREAD` blocks per thread (taken as threads come free) where each
+    /// still has `TALL_BLOCK` tiles.
     fn new(total: usize, tile_bytes: usize, threads: usize) -> BlockPlan {
         let most = (BLOCK_BYTES / tile_bytes.max(1)).max(12);
-        let blocks = threads * total.div_ceil(threads * most);
+        let finer = if threads > 1 { (total / TALL_BLOCK).min(threads * TASKS_PER_THREAD) } else { 1 };
+        let blocks = (threads * total.div_ceil(threads * most)).max(finer);
         let tiles = total.div_ceil(blocks.max(1)).max(1);
         BlockPlan { tiles, blocks: total.div_ceil(tiles), total }
     }

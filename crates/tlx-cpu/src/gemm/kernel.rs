@@ -255,6 +255,17 @@ pub(super) unsafe fn tile_body<V: Vector, const MR: usize, const ROWS: usize, co
                 V::prefetch(t.c.add(i * t.ldc + t.cols - 1));
             }
         }
+        // The residual is read once, long after it was written: fetch its rows now so the
+        // epilogue does not wait on memory (a miss per row was ~13 % of the kernel's time
+        // in ResNet50's expanding 1×1 convolutions).
+        if let Some(ops) = &t.ops {
+            if !ops.residual.is_null() {
+                for i in 0..ROWS.min(t.rows) {
+                    V::prefetch(ops.residual.add(i * ops.ldr));
+                    V::prefetch(ops.residual.add(i * ops.ldr + t.cols - 1));
+                }
+            }
+        }
         let mut acc = [[V::zero(); NV]; ROWS];
         if t.lda != 0 {
             direct_a_loop::<V, ROWS, NV>(t, &mut acc);

@@ -25,6 +25,7 @@ mod packed;
 #[cfg(test)]
 mod tests;
 
+pub(crate) use driver::TASKS_PER_THREAD;
 pub use kernel::Isa;
 pub use packed::{gemm_packed, gemm_packed_ops, gemm_packed_serial, with_packed_b, with_packed_bs, PackedB};
 

@@ -414,6 +414,8 @@ fn prepacked_b_gives_the_same_bits_as_packing_per_product() {
         (400, 300, 70, false),
         (300, 700, 129, true),
         (150, 1100, 16, false),
+        // Several bands of rows per thread (driver::band_rows).
+        (2600, 40, 50, false),
     ] {
         let a = Stored::new(m, k, false, 1, 31);
         let b = Stored::new(k, n, tb, 2, 32);

@@ -26,7 +26,7 @@ pub use load::LoadReport;
 pub use trainable::LayerSelector;
 
 use crate::error::{Error, Result};
-use crate::layer::{Context, Layer, LayerBase, Logits, ShapeSpec, Weight};
+use crate::layer::{Context, Layer, LayerBase, LayerTime, Logits, ShapeSpec, Weight};
 use serde_json::Value;
 use tlx_tensor::{Rng, Tensor};
 
@@ -373,6 +373,7 @@ impl Model {
         let mut j = start;
         while j < end {
             let node = &self.nodes[j];
+            let started = ctx.profile.is_some().then(std::time::Instant::now);
             let fetch = |s: &Source| match s {
                 Source::Input(i) => inputs.get(*i).cloned().ok_or_else(|| {
                     Error::Msg(format!(
@@ -405,6 +406,19 @@ impl Model {
             // dropped. Freed activations nobody else holds go back to the recycling pool, for
             // the next outputs that are overwritten entirely (`tlx_tensor::recycle`).
             drop(args);
+            if let (Some(t0), Some(profile)) = (started, ctx.profile.as_mut()) {
+                if layer.as_model().is_none() {
+                    let name = (j..=last)
+                        .map(|i| self.layers[self.nodes[i].layer].name())
+                        .collect::<Vec<_>>()
+                        .join("+");
+                    profile.push(LayerTime {
+                        name,
+                        layers: last - j + 1,
+                        seconds: t0.elapsed().as_secs_f64(),
+                    });
+                }
+            }
             for i in j..=last {
                 for s in &self.nodes[i].inputs {
                     if let Source::Node(k) = s {
