@@ -3,8 +3,71 @@
 //! `cuda` feature — typed device buffers (`Storage::Cuda`, see [`crate::cuda`]).
 
 use half::{bf16, f16};
-use std::sync::Arc;
+use std::any::Any;
+use std::sync::{Arc, LockResult, Mutex, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use tlx_core::{DType, Element, Error, Result};
+
+/// A tensor's storage (shared by its views) with values derived from its current contents
+/// (a convolution kernel transformed for Winograd), which every write drops.
+pub(crate) struct StorageCell {
+    data: RwLock<Storage>,
+    /// `(key, value)`: at most [`StorageCell::MAX_DERIVED`], oldest first.
+    derived: Mutex<Vec<(String, Arc<dyn Any + Send + Sync>)>>,
+}
+
+impl StorageCell {
+    /// Derived values kept per storage (a kernel used at two tile sizes, say).
+    const MAX_DERIVED: usize = 4;
+
+    pub(crate) fn new(storage: Storage) -> Arc<StorageCell> {
+        Arc::new(StorageCell { data: RwLock::new(storage), derived: Mutex::new(Vec::new()) })
+    }
+
+    pub(crate) fn read(&self) -> LockResult<RwLockReadGuard<'_, Storage>> {
+        self.data.read()
+    }
+
+    /// The write lock; what was derived from the old contents is dropped first.
+    pub(crate) fn write(&self) -> LockResult<RwLockWriteGuard<'_, Storage>> {
+        let guard = self.data.write();
+        // Under the write lock no reader is deriving anything (they hold the read lock
+        // while they do), so nothing derived from the old contents can appear after this.
+        self.derived.lock().unwrap_or_else(|e| e.into_inner()).clear();
+        guard
+    }
+
+    pub(crate) fn into_inner(self) -> LockResult<Storage> {
+        self.data.into_inner()
+    }
+
+    /// The value derived under `key` from the contents `guard` (this cell's read lock, held
+    /// by the caller) shows, made by `make` if not yet kept.
+    pub(crate) fn derived<V: Any + Send + Sync, E>(
+        &self,
+        guard: &RwLockReadGuard<'_, Storage>,
+        key: String,
+        make: impl FnOnce(&Storage) -> std::result::Result<V, E>,
+    ) -> std::result::Result<Arc<V>, E> {
+        let find = |kept: &[(String, Arc<dyn Any + Send + Sync>)]| {
+            kept.iter().find(|(k, _)| *k == key).and_then(|(_, v)| v.clone().downcast::<V>().ok())
+        };
+        if let Some(v) = find(&self.derived.lock().unwrap_or_else(|e| e.into_inner())) {
+            return Ok(v);
+        }
+        // Made without the mutex held (it may take a while, on the rayon pool); two readers
+        // may both make it, the second finds the first's.
+        let made = Arc::new(make(guard)?);
+        let mut kept = self.derived.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(v) = find(&kept) {
+            return Ok(v);
+        }
+        if kept.len() == Self::MAX_DERIVED {
+            kept.remove(0);
+        }
+        kept.push((key, made.clone()));
+        Ok(made)
+    }
+}
 
 /// Owned CPU elements of one type.
 #[derive(Clone, Debug)]
@@ -319,5 +382,46 @@ mod tests {
         assert!(!s.is_mapped());
         assert!(Storage::from_shared_bytes(shared.clone(), 2, DType::F32, 3).is_err());
         assert!(s.as_slice::<f64>("t").is_err());
+    }
+}
+
+#[cfg(test)]
+mod derived_tests {
+    use super::*;
+
+    #[test]
+    fn derived_values_are_kept_until_the_storage_is_written() {
+        let cell = StorageCell::new(Storage::Cpu(CpuStorage::F32(vec![1.0, 2.0])));
+        let made = std::cell::Cell::new(0);
+        let get = |key: &str| {
+            let guard = cell.read().unwrap();
+            cell.derived(&guard, key.to_string(), |s| {
+                made.set(made.get() + 1);
+                Ok::<_, ()>(s.len() * 10)
+            })
+            .unwrap()
+        };
+        let first = get("a");
+        assert_eq!((*first, made.get()), (20, 1));
+        assert!(Arc::ptr_eq(&first, &get("a")), "kept");
+        assert_eq!(made.get(), 1);
+        // Another key is another value; a write drops both.
+        get("b");
+        assert_eq!(made.get(), 2);
+        drop(cell.write().unwrap());
+        assert!(!Arc::ptr_eq(&first, &get("a")), "made again after the write");
+        assert_eq!(made.get(), 3);
+        // At most MAX_DERIVED kept: the oldest goes first.
+        for k in ["c", "d", "e", "f"] {
+            get(k);
+        }
+        assert_eq!(made.get(), 7);
+        get("a");
+        assert_eq!(made.get(), 8, "a was the oldest");
+        get("f");
+        assert_eq!(made.get(), 8, "f was still kept");
+        // A failing `make` keeps nothing and reports its error.
+        let guard = cell.read().unwrap();
+        assert_eq!(cell.derived::<usize, _>(&guard, "g".into(), |_| Err("no")), Err("no"));
     }
 }

@@ -2,9 +2,9 @@
 //! only when some input needs gradients and grad mode is on — the op that made it.
 
 use crate::autograd::{self, Op};
-use crate::storage::{CpuStorage, SharedBytes, Storage, StorageElement};
+use crate::storage::{CpuStorage, SharedBytes, Storage, StorageCell, StorageElement};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::sync::{Arc, Mutex, RwLockReadGuard, RwLockWriteGuard};
 use tlx_core::{DType, Element, Error, Layout, Result, Shape};
 
 /// Where a tensor lives.
@@ -37,7 +37,7 @@ impl TensorId {
 
 pub(crate) struct Node {
     pub(crate) id: TensorId,
-    pub(crate) storage: Arc<RwLock<Storage>>,
+    pub(crate) storage: Arc<StorageCell>,
     pub(crate) layout: Layout,
     pub(crate) dtype: DType,
     pub(crate) device: Device,
@@ -67,7 +67,7 @@ impl Tensor {
     // ----- construction -------------------------------------------------------------------
 
     pub(crate) fn from_parts(
-        storage: Arc<RwLock<Storage>>,
+        storage: Arc<StorageCell>,
         layout: Layout,
         dtype: DType,
         device: Device,
@@ -92,7 +92,7 @@ impl Tensor {
         let dtype = storage.dtype();
         let op = op.filter(autograd::should_record);
         Tensor::from_parts(
-            Arc::new(RwLock::new(Storage::Cpu(storage))),
+            StorageCell::new(Storage::Cpu(storage)),
             Layout::contiguous(shape),
             dtype,
             Device::Cpu,
@@ -106,7 +106,7 @@ impl Tensor {
         debug_assert_eq!(storage.len(), shape.numel());
         let (dtype, device) = (storage.dtype(), Device::Cuda(storage.device()));
         Tensor::from_parts(
-            Arc::new(RwLock::new(Storage::Cuda(storage))),
+            StorageCell::new(Storage::Cuda(storage)),
             Layout::contiguous(shape),
             dtype,
             device,
@@ -211,13 +211,7 @@ impl Tensor {
     ) -> Result<Tensor> {
         let shape = shape.into();
         let storage = Storage::from_shared_bytes(bytes, byte_offset, dtype, shape.numel())?;
-        Ok(Tensor::from_parts(
-            Arc::new(RwLock::new(storage)),
-            Layout::contiguous(shape),
-            dtype,
-            Device::Cpu,
-            None,
-        ))
+        Ok(Tensor::from_parts(StorageCell::new(storage), Layout::contiguous(shape), dtype, Device::Cpu, None))
     }
 
     // ----- accessors ----------------------------------------------------------------------
@@ -288,6 +282,23 @@ impl Tensor {
 
     pub(crate) fn write_storage(&self) -> Result<RwLockWriteGuard<'_, Storage>> {
         self.0.storage.write().map_err(|_| Error::Device("tensor storage lock poisoned".into()))
+    }
+
+    /// A value computed by `make` from this tensor's dense f32 elements, kept with the
+    /// storage and returned again for the same `key` until the storage is next written
+    /// (through any view): a convolution kernel transformed for Winograd, reused from call
+    /// to call while the weights stay the same. The key is made specific to this view.
+    pub(crate) fn derived_f32<V: std::any::Any + Send + Sync>(
+        &self,
+        key: &str,
+        make: impl FnOnce(&[f32]) -> Result<V>,
+    ) -> Result<Arc<V>> {
+        let range = self.0.layout.contiguous_range().ok_or_else(|| {
+            Error::invalid("derived_f32", format!("tensor of shape {} is a strided view", self.shape()))
+        })?;
+        let guard = self.read_storage()?;
+        let key = format!("{key} {:?} {range:?}", self.dims());
+        self.0.storage.derived(&guard, key, |s| make(&s.as_slice::<f32>("derived_f32")?[range]))
     }
 
     /// Calls `f` with the raw storage and this tensor's layout (read lock held).

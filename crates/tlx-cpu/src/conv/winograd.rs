@@ -18,15 +18,16 @@
 //! rounding only: the transforms add a few float operations per value (normwise relative
 //! error ~5e-7 for F(2×2) and ~3e-6 for F(4×4) on a 512-channel layer where the direct
 //! convolution's is ~3e-7; see the tests).
-//! Per call, a cost model picks the direct convolution, F(2×2) or F(4×4): the kernel's
-//! transform is paid on every call, so small maps (ResNet's last stages at batch 1) stay
-//! direct. [`set_conv_algorithm`] (or `TLX_CONV_WINOGRAD=0`, `2`, `4`) turns Winograd off or
+//! Per call, a cost model picks the direct convolution, F(2×2) or F(4×4). The kernel's
+//! transform is paid on every call, which keeps small maps direct, unless the caller keeps it
+//! ([`WinogradKernel`]: tlx-tensor does, with the weights' storage, whenever no gradient is
+//! recorded), when only reading it is counted. [`set_conv_algorithm`] (or `TLX_CONV_WINOGRAD=0`, `2`, `4`) turns Winograd off or
 //! forces a tile size.
 
 use super::im2col::col_stride;
 use super::winograd_tiles as tiles;
 use super::{Epilogue, Tuning};
-use crate::gemm::{gemm_packed_serial, with_packed_bs, MatRef, PackedB};
+use crate::gemm::{gemm_packed_serial, with_packed_bs, MatRef, OwnedPackedBs, PackedB};
 use crate::par::{self, SharedMut};
 use rayon::prelude::*;
 use std::sync::atomic::{AtomicU8, Ordering};
@@ -190,6 +191,11 @@ pub(crate) fn default_choice() -> Choice {
 /// Cost of transforming and packing one element of the kernel `U`, in multiply-adds of the
 /// GEMM (it is memory traffic: written, read back, packed; measured on VGG16 at batch 8).
 const KERNEL_ELEMENT_COST: usize = 128;
+/// Cost of reading one element of a kept transformed kernel from memory (once per call:
+/// F(4×4) of a 512-channel layer reads 36 MiB), in multiply-adds of the GEMM: with few tiles
+/// the products wait on it (ResNet50's 7×7×512 layers at batch 1 measured no faster
+/// through F(4×4) than direct).
+const KEPT_KERNEL_READ_COST: usize = 16;
 /// Cost of transforming one element of `V` or `M` (per tile, per ξ, per channel), in
 /// multiply-adds of the GEMM.
 const TILE_ELEMENT_COST: usize = 8;
@@ -207,18 +213,25 @@ fn unit_3x3(g: &Conv2dGeometry) -> bool {
 }
 
 /// The estimated cost of the convolution through `tr`, in multiply-adds of the GEMM: the α²
-/// products, the tile transforms, and the kernel's transform and packing (once per call).
-fn estimated_cost(tr: &Transform, g: &Conv2dGeometry) -> usize {
+/// products, the tile transforms, and the kernel's transform and packing (or, when
+/// `kernel_kept`, a [`WinogradKernel`] from an earlier call, reading it).
+fn estimated_cost(tr: &Transform, g: &Conv2dGeometry, kernel_kept: bool) -> usize {
     let a2 = tr.alpha * tr.alpha;
     let (tiles_y, tiles_x) = tr.tile_grid(g);
     let tiles = g.n * tiles_y * tiles_x;
     let (c, k) = (g.c_in, g.c_out);
-    a2 * tiles * (c * k + TILE_ELEMENT_COST * (c + k)) + KERNEL_ELEMENT_COST * a2 * c * k
+    let kernel = if kernel_kept { KEPT_KERNEL_READ_COST } else { KERNEL_ELEMENT_COST } * a2 * c * k;
+    a2 * tiles * (c * k + TILE_ELEMENT_COST * (c + k)) + kernel
 }
 
 /// The transform to run `g` with, if it is a convolution Winograd applies to and (with
-/// [`Choice::Auto`]) one that the estimate finds cheaper than the direct convolution.
+/// [`Choice::Auto`]) one that the estimate finds cheaper than the direct convolution (with
+/// the kernel transformed in this call, or `kernel_kept` from an earlier one).
 pub(super) fn choose(g: &Conv2dGeometry, t: &Tuning) -> Option<&'static Transform> {
+    choose_for(g, t, false)
+}
+
+pub(super) fn choose_for(g: &Conv2dGeometry, t: &Tuning, kernel_kept: bool) -> Option<&'static Transform> {
     let suits = unit_3x3(g) && g.c_in >= MIN_CHANNELS && g.c_out >= MIN_CHANNELS;
     match t.winograd {
         _ if !suits => None,
@@ -228,7 +241,7 @@ pub(super) fn choose(g: &Conv2dGeometry, t: &Tuning) -> Option<&'static Transfor
             let direct = g.n * g.out_h * g.out_w * 9 * g.c_in * g.c_out;
             [&F4, &F2]
                 .into_iter()
-                .map(|tr| (estimated_cost(tr, g), tr))
+                .map(|tr| (estimated_cost(tr, g, kernel_kept), tr))
                 .filter(|&(cost, _)| cost < direct)
                 .min_by_key(|&(cost, _)| cost)
                 .map(|(_, tr)| tr)
@@ -250,32 +263,134 @@ pub(super) fn forward(
     t: &Tuning,
 ) {
     let (c, k, a2) = (g.c_in, g.c_out, tr.alpha * tr.alpha);
+    let parallel = t.parallel(g.n * g.out_h * g.out_w * 9 * c * k);
+    par::with_scratch(c * a2 * k, |u: &mut [f32]| {
+        transform_kernel(tr, g, kernel, u, parallel);
+        with_packed_bs(&u_matrices(tr, g, u), |packed| run_blocks(tr, g, packed, input, bias, ep, out, t))
+    })
+}
+
+/// The α² matrices `U_ξ` `[c, k]` in `U` `[c][ξ][k]` (row stride α²·k).
+fn u_matrices<'u>(tr: &Transform, g: &Conv2dGeometry, u: &'u [f32]) -> Vec<MatRef<'u, f32>> {
+    let (c, k, a2) = (g.c_in, g.c_out, tr.alpha * tr.alpha);
+    (0..a2)
+        .map(|xi| MatRef { data: &u[xi * k..], rows: c, cols: k, row_stride: a2 * k, col_stride: 1 })
+        .collect()
+}
+
+/// [`forward`] with the α² transformed kernels already packed (`packed`).
+#[allow(clippy::too_many_arguments)]
+fn run_blocks(
+    tr: &Transform,
+    g: &Conv2dGeometry,
+    packed: &[PackedB<'_>],
+    input: &[f32],
+    bias: Option<&[f32]>,
+    ep: Option<&Epilogue<'_, f32>>,
+    out: &mut [f32],
+    t: &Tuning,
+) {
+    let (c, k, a2) = (g.c_in, g.c_out, tr.alpha * tr.alpha);
     let (tiles_y, tiles_x) = tr.tile_grid(g);
     let tiles = g.n * tiles_y * tiles_x;
     let parallel = t.parallel(g.n * g.out_h * g.out_w * 9 * c * k);
     // Row strides of V and M: rows that would share L1 sets are spread (as im2col's).
     let (ldv, ldm) = (col_stride(c), col_stride(k));
     let plan = BlockPlan::new(tiles, 4 * a2 * (ldv + ldm), if parallel { t.threads } else { 1 });
-    par::with_scratch(c * a2 * k, |u: &mut [f32]| {
-        transform_kernel(tr, g, kernel, u, parallel);
-        // U_ξ [c, k]: row stride α²·k in U [c][ξ][k].
-        let us: Vec<MatRef<'_, f32>> = (0..a2)
-            .map(|xi| MatRef { data: &u[xi * k..], rows: c, cols: k, row_stride: a2 * k, col_stride: 1 })
-            .collect();
-        with_packed_bs(&us, |packed| {
-            let shared = SharedMut::new(out);
-            let run = |block: usize, scratch: &mut [f32]| {
-                let job = Block { tr, g, plan: &plan, ldv, ldm, packed, bias, ep, out: &shared };
-                job.run(block, input, scratch);
-            };
-            let scratch_len = a2 * plan.tiles * (ldv + ldm);
-            if parallel && plan.blocks > 1 {
-                (0..plan.blocks).into_par_iter().for_each(|b| par::with_scratch(scratch_len, |s| run(b, s)));
-            } else {
-                par::with_scratch(scratch_len, |s| (0..plan.blocks).for_each(|b| run(b, s)));
-            }
-        })
-    })
+    let shared = SharedMut::new(out);
+    let run = |block: usize, scratch: &mut [f32]| {
+        let job = Block { tr, g, plan: &plan, ldv, ldm, packed, bias, ep, out: &shared };
+        job.run(block, input, scratch);
+    };
+    let scratch_len = a2 * plan.tiles * (ldv + ldm);
+    if parallel && plan.blocks > 1 {
+        (0..plan.blocks).into_par_iter().for_each(|b| par::with_scratch(scratch_len, |s| run(b, s)));
+    } else {
+        par::with_scratch(scratch_len, |s| (0..plan.blocks).for_each(|b| run(b, s)));
+    }
+}
+
+/// A 3×3 kernel transformed for one Winograd tile size and packed for the GEMM, to be kept
+/// and reused by later calls while the weights stay the same (inference: the per-call
+/// transform costs about as much as a small layer's products, so with it kept small maps
+/// such as ResNet's last stages run through Winograd too). Holds α²/9 times the kernel's
+/// floats (F(4×4): 4×, F(2×2): 1.8×), plus panel padding.
+pub struct WinogradKernel {
+    tr: &'static Transform,
+    c_in: usize,
+    c_out: usize,
+    packed: OwnedPackedBs,
+}
+
+impl std::fmt::Debug for WinogradKernel {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "WinogradKernel(F({m}x{m}, 3x3), {}→{})", self.c_in, self.c_out, m = self.tr.m)
+    }
+}
+
+impl WinogradKernel {
+    /// `kernel` `[3, 3, c_in, c_out]` of `g` transformed for `algorithm` (`Winograd2x2` or
+    /// `Winograd4x4`, as [`kept_kernel_algorithm`] picks); `None` for the others, or when
+    /// `g` is not a 3×3 stride-1 ungrouped convolution of that kernel's size.
+    pub fn new(algorithm: ConvAlgorithm, g: &Conv2dGeometry, kernel: &[f32]) -> Option<WinogradKernel> {
+        let tr = match algorithm {
+            ConvAlgorithm::Winograd2x2 => &F2,
+            ConvAlgorithm::Winograd4x4 => &F4,
+            _ => return None,
+        };
+        if !unit_3x3(g) || kernel.len() != 9 * g.c_in * g.c_out {
+            return None;
+        }
+        let (c, k, a2) = (g.c_in, g.c_out, tr.alpha * tr.alpha);
+        let packed = par::with_scratch(c * a2 * k, |u: &mut [f32]| {
+            transform_kernel(tr, g, kernel, u, par::threads() > 1 && c * k >= 1 << 12);
+            OwnedPackedBs::new(&u_matrices(tr, g, u))
+        });
+        Some(WinogradKernel { tr, c_in: g.c_in, c_out: g.c_out, packed })
+    }
+
+    /// The tile size it was transformed for.
+    pub fn algorithm(&self) -> ConvAlgorithm {
+        if self.tr.m == 4 {
+            ConvAlgorithm::Winograd4x4
+        } else {
+            ConvAlgorithm::Winograd2x2
+        }
+    }
+
+    /// Bytes it holds.
+    pub fn bytes(&self) -> usize {
+        self.packed.bytes()
+    }
+}
+
+/// The algorithm for `g` when its kernel can be transformed once and kept
+/// ([`WinogradKernel`]): `Winograd2x2` or `Winograd4x4` where that is expected to beat the
+/// direct convolution without the per-call kernel transform (or is forced by
+/// [`set_conv_algorithm`] / `TLX_CONV_WINOGRAD`), else `Direct`.
+pub fn kept_kernel_algorithm(g: &Conv2dGeometry) -> ConvAlgorithm {
+    match choose_for(g, &Tuning::new(), true) {
+        Some(tr) if tr.m == 4 => ConvAlgorithm::Winograd4x4,
+        Some(_) => ConvAlgorithm::Winograd2x2,
+        None => ConvAlgorithm::Direct,
+    }
+}
+
+/// [`forward`] with a kept kernel; panics unless `wk` was made for `g`'s channels and `g`
+/// is a 3×3 stride-1 ungrouped convolution.
+pub(super) fn forward_kept(
+    wk: &WinogradKernel,
+    g: &Conv2dGeometry,
+    input: &[f32],
+    ep: Option<&Epilogue<'_, f32>>,
+    out: &mut [f32],
+    t: &Tuning,
+) {
+    assert!(
+        unit_3x3(g) && (g.c_in, g.c_out) == (wk.c_in, wk.c_out),
+        "conv2d_forward_winograd: {wk:?} does not fit geometry {g:?}"
+    );
+    run_blocks(wk.tr, g, &wk.packed.views(), input, None, ep, out, t)
 }
 
 /// The input gradient of `g` as a forward convolution that Winograd can run, with the

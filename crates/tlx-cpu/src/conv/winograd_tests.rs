@@ -179,6 +179,59 @@ fn the_cost_model_keeps_small_maps_direct_and_takes_large_ones_to_winograd() {
     let g =
         Conv2dGeometry::new(&[8, 56, 56, 256], &[3, 3, 256, 256], (2, 2), (1, 1), Padding::Same, 1).unwrap();
     assert_eq!(winograd::choose(&g, &auto).map(|tr| tr.m), None);
+    // With the kernel transformed once and kept: ResNet50's 14×14×256 layers at batch 1 and
+    // its last stage at batch 8 go to Winograd too; the last stage at batch 1 stays direct.
+    let kept = |n, hw, c| {
+        winograd::choose_for(&geometry(n, hw, hw, c, c, Padding::Same), &auto, true).map(|tr| tr.m)
+    };
+    assert_eq!(pick(1, 14, 256), None);
+    assert_eq!(kept(1, 14, 256), Some(2));
+    assert_eq!((pick(8, 7, 512), kept(8, 7, 512)), (None, Some(4)));
+    assert_eq!(kept(1, 7, 512), None);
+}
+
+/// A kept kernel ([`WinogradKernel`]) gives the bits of the per-call transform with the same
+/// tile size, with and without an epilogue, serial and parallel; it refuses other shapes.
+#[test]
+fn kept_winograd_kernels_give_the_per_call_bits() {
+    for (tr, algorithm) in [(&F2, ConvAlgorithm::Winograd2x2), (&F4, ConvAlgorithm::Winograd4x4)] {
+        for (g, t) in [
+            (geometry(2, 9, 7, 19, 21, Padding::Same), tiny_tuning(1, 0)),
+            (geometry(1, 12, 12, 16, 16, Padding::Valid), Tuning::new()),
+        ] {
+            let numel = |s: [usize; 4]| s.iter().product::<usize>();
+            let x = to32(&fill(numel(g.input_shape()), 1));
+            let k = to32(&fill(numel(g.kernel_shape()), 2));
+            let shift = to32(&fill(g.c_out, 3));
+            let residual = to32(&fill(numel(g.output_shape()), 4));
+            let ep = Epilogue {
+                bias: None,
+                scale: None,
+                shift: Some(&shift),
+                residual: Some(&residual),
+                act: EpilogueAct::Relu6,
+            };
+            let t = Tuning { winograd: Choice::Force(tr), ..t };
+            let wk = WinogradKernel::new(algorithm, &g, &k).expect("fits");
+            assert_eq!(wk.algorithm(), algorithm);
+            assert!(wk.bytes() >= 4 * tr.alpha * tr.alpha * g.c_in * g.c_out);
+            for ep in [None, Some(&ep)] {
+                let mut want = vec![f32::NAN; numel(g.output_shape())];
+                forward_with(&g, &x, &k, None, ep, &mut want, &t);
+                let mut got = vec![f32::NAN; want.len()];
+                winograd::forward_kept(&wk, &g, &x, ep, &mut got, &t);
+                let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+                assert_eq!(bits(&got), bits(&want), "{algorithm:?} {g:?} epilogue {}", ep.is_some());
+            }
+        }
+    }
+    let g = geometry(1, 8, 8, 16, 16, Padding::Same);
+    let k = vec![0.5f32; 9 * 16 * 16];
+    assert!(WinogradKernel::new(ConvAlgorithm::Direct, &g, &k).is_none());
+    assert!(WinogradKernel::new(ConvAlgorithm::Winograd4x4, &g, &k[1..]).is_none());
+    let strided =
+        Conv2dGeometry::new(&[1, 8, 8, 16], &[3, 3, 16, 16], (2, 2), (1, 1), Padding::Same, 1).unwrap();
+    assert!(WinogradKernel::new(ConvAlgorithm::Winograd4x4, &strided, &k).is_none());
 }
 
 #[test]

@@ -27,7 +27,9 @@ mod tests;
 
 pub(crate) use driver::TASKS_PER_THREAD;
 pub use kernel::Isa;
-pub use packed::{gemm_packed, gemm_packed_ops, gemm_packed_serial, with_packed_b, with_packed_bs, PackedB};
+pub use packed::{
+    gemm_packed, gemm_packed_ops, gemm_packed_serial, with_packed_b, with_packed_bs, OwnedPackedBs, PackedB,
+};
 
 /// Operations on C's final values that the micro-kernel applies in registers before it
 /// stores them (a convolution's fused epilogue, `conv::Epilogue`):

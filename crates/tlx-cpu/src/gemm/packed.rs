@@ -61,41 +61,106 @@ pub fn with_packed_b<R>(b: MatRef<'_, f32>, f: impl FnOnce(&PackedB<'_>) -> R) -
 /// [`with_packed_b`] for several matrices of one shape (a Winograd convolution's `α²`
 /// transformed kernels), packed one after another into one scratch buffer.
 pub fn with_packed_bs<R>(bs: &[MatRef<'_, f32>], f: impl FnOnce(&[PackedB<'_>]) -> R) -> R {
-    let Some(first) = bs.first() else { return f(&[]) };
-    for b in bs {
-        b.assert_fits("B");
-        assert_eq!(
-            (b.rows, b.cols),
-            (first.rows, first.cols),
-            "with_packed_bs: matrices of different shapes"
-        );
+    let Some(shape) = Shape::of(bs) else { return f(&[]) };
+    par::with_scratch(bs.len() * shape.one + 16, |buf: &mut [f32]| {
+        let data = &mut driver::aligned(buf)[..bs.len() * shape.one];
+        shape.pack(bs, data);
+        f(&shape.views(data, bs.len()))
+    })
+}
+
+/// Several matrices of one shape packed as [`with_packed_bs`] does, into memory of their
+/// own that lasts: for products in later calls (a convolution's transformed kernel kept
+/// from call to call while the weights do not change).
+pub struct OwnedPackedBs {
+    buf: Vec<f32>,
+    /// Where the 64-byte aligned data starts in `buf`.
+    start: usize,
+    count: usize,
+    shape: Option<Shape>,
+}
+
+impl OwnedPackedBs {
+    /// Packs `bs` (all of one shape) for this CPU's kernel.
+    pub fn new(bs: &[MatRef<'_, f32>]) -> OwnedPackedBs {
+        let shape = Shape::of(bs);
+        let len = shape.map_or(0, |s| bs.len() * s.one);
+        let mut buf = vec![0f32; len + 16];
+        let start = buf.as_ptr().align_offset(64).min(16);
+        if let Some(shape) = shape {
+            shape.pack(bs, &mut buf[start..][..len]);
+        }
+        OwnedPackedBs { buf, start, count: bs.len(), shape }
     }
-    let kernel = Kernel::for_isa(Isa::detect());
-    let (k, n, nr) = (first.rows, first.cols, kernel.nr);
-    let kc_max = driver::depth_block(&kernel, k);
-    let n_pad = n.div_ceil(nr) * nr;
-    // Every matrix starts on a 64-byte boundary: `k·n_pad` is a multiple of NR floats.
-    let one = k * n_pad;
-    par::with_scratch(bs.len() * one + 16, |buf: &mut [f32]| {
-        let data = &mut driver::aligned(buf)[..bs.len() * one];
-        let block_len = (kc_max * n_pad).max(1);
-        let blocks = one.div_ceil(block_len);
+
+    /// The packed matrices, in the order given.
+    pub fn views(&self) -> Vec<PackedB<'_>> {
+        match self.shape {
+            Some(s) => s.views(&self.buf[self.start..], self.count),
+            None => Vec::new(),
+        }
+    }
+
+    /// Bytes held.
+    pub fn bytes(&self) -> usize {
+        self.buf.len() * 4
+    }
+}
+
+/// The packed layout shared by several `[k, n]` matrices.
+#[derive(Clone, Copy)]
+struct Shape {
+    kernel: Kernel,
+    k: usize,
+    n: usize,
+    kc_max: usize,
+    /// Floats of one packed matrix (a multiple of NR: each starts 64-byte aligned).
+    one: usize,
+}
+
+impl Shape {
+    /// The layout of `bs` for this CPU's kernel (`None` for no matrices); panics if the
+    /// matrices differ in shape or do not fit their slices.
+    fn of(bs: &[MatRef<'_, f32>]) -> Option<Shape> {
+        let first = bs.first()?;
+        for b in bs {
+            b.assert_fits("B");
+            assert_eq!(
+                (b.rows, b.cols),
+                (first.rows, first.cols),
+                "with_packed_bs: matrices of different shapes"
+            );
+        }
+        let kernel = Kernel::for_isa(Isa::detect());
+        let (k, n) = (first.rows, first.cols);
+        let kc_max = driver::depth_block(&kernel, k);
+        Some(Shape { kernel, k, n, kc_max, one: k * n.div_ceil(kernel.nr) * kernel.nr })
+    }
+
+    /// Packs `bs` into `data` (`bs.len()·one` floats, 64-byte aligned), on the rayon pool
+    /// when large.
+    fn pack(&self, bs: &[MatRef<'_, f32>], data: &mut [f32]) {
+        let (k, n, nr, kc_max) = (self.k, self.n, self.kernel.nr, self.kc_max);
+        let block_len = (kc_max * n.div_ceil(nr) * nr).max(1);
+        let blocks = self.one.div_ceil(block_len);
         // Task i: depth block i % blocks of matrix i / blocks.
         let pack = |(i, block): (usize, &mut [f32])| {
             let (b, p0) = (&bs[i / blocks], (i % blocks) * kc_max);
             pack_b(b, p0, kc_max.min(k - p0), 0, n, nr, block);
         };
-        let chunks = data.chunks_mut(one.max(1)).flat_map(|m| m.chunks_mut(block_len));
+        let chunks = data.chunks_mut(self.one.max(1)).flat_map(|m| m.chunks_mut(block_len));
         if bs.len() * k * n >= PARALLEL_PACK && rayon::current_num_threads() > 1 {
             chunks.collect::<Vec<_>>().into_par_iter().enumerate().for_each(pack);
         } else {
             chunks.enumerate().for_each(pack);
         }
-        let data = &*data;
-        let packed: Vec<PackedB<'_>> =
-            (0..bs.len()).map(|i| PackedB { data: &data[i * one..][..one], k, n, kc_max, kernel }).collect();
-        f(&packed)
-    })
+    }
+
+    /// The `count` packed matrices in `data`.
+    fn views<'s>(&self, data: &'s [f32], count: usize) -> Vec<PackedB<'s>> {
+        let Shape { kernel, k, n, kc_max, one } = *self;
+        (0..count).map(|i| PackedB { data: &data[i * one..][..one], k, n, kc_max, kernel }).collect()
+    }
 }
 
 /// `C ← α·A·B + β·C` with B packed by [`with_packed_b`]; as [`super::gemm`] otherwise

@@ -6,6 +6,7 @@ use super::{half_roundtrip, on_gpu, same_dtype, with_float};
 use crate::autograd::Op;
 use crate::storage::StorageElement;
 use crate::Tensor;
+use std::sync::Arc;
 use tlx_core::{Conv2dGeometry, Error, Padding, Pool2dGeometry, Result, Shape};
 
 fn check_rank4(op: &'static str, what: &str, t: &Tensor) -> Result<()> {
@@ -13,6 +14,27 @@ fn check_rank4(op: &'static str, what: &str, t: &Tensor) -> Result<()> {
         return Err(Error::shape(op, format!("{what} must be rank 4 (NHWC), got shape {}", t.shape())));
     }
     Ok(())
+}
+
+/// The Winograd form of `kernel` (f32, contiguous) for `geom`, transformed on the first call
+/// and kept with the kernel's storage until the weights are written (see
+/// `tlx_cpu::conv::WinogradKernel`), where the cost model prefers Winograd with the
+/// transform paid once; `None` where it does not.
+pub(crate) fn kept_winograd_kernel(
+    geom: &Conv2dGeometry,
+    kernel: &Tensor,
+) -> Result<Option<Arc<tlx_cpu::conv::WinogradKernel>>> {
+    use tlx_cpu::conv::{kept_kernel_algorithm, ConvAlgorithm, WinogradKernel};
+    let algorithm = kept_kernel_algorithm(geom);
+    if !matches!(algorithm, ConvAlgorithm::Winograd2x2 | ConvAlgorithm::Winograd4x4) {
+        return Ok(None);
+    }
+    let kept = kernel.derived_f32(&format!("{algorithm:?}"), |ks| {
+        WinogradKernel::new(algorithm, geom, ks).ok_or_else(|| {
+            Error::invalid("conv2d", format!("kernel {} does not fit {geom:?}", kernel.shape()))
+        })
+    })?;
+    Ok(Some(kept))
 }
 
 impl Tensor {
@@ -36,6 +58,28 @@ impl Tensor {
         let geom = Conv2dGeometry::new(self.dims(), kernel.dims(), strides, dilation, padding, groups)?;
         on_gpu!("conv2d", [self, kernel], |_| crate::cuda::conv2d(self, kernel, geom));
         let (x, k) = (self.contiguous()?, kernel.contiguous()?);
+        // Without a gradient to record (inference, a frozen layer), a 3×3 f32 kernel may run
+        // through its kept Winograd form, as the fused convolution does (same bits).
+        let recording = crate::is_grad_enabled() && (self.requires_grad() || kernel.requires_grad());
+        let kept = match self.dtype() {
+            tlx_core::DType::F32 if !recording => kept_winograd_kernel(&geom, &k)?,
+            _ => None,
+        };
+        if let Some(wk) = kept {
+            let mut out = crate::recycle::output_buffer::<f32>(geom.output_shape().iter().product());
+            let identity = tlx_cpu::conv::Epilogue::<f32> {
+                bias: None,
+                scale: None,
+                shift: None,
+                residual: None,
+                act: tlx_cpu::conv::EpilogueAct::Linear,
+            };
+            x.with_slice::<f32, _>(|xs| {
+                tlx_cpu::conv::conv2d_forward_fused_winograd(&geom, xs, &wk, &identity, &mut out)
+            })?;
+            let op = Op::Conv2d { x: self.clone(), kernel: kernel.clone(), geom };
+            return Ok(Tensor::from_storage(f32::wrap(out), Shape::from(geom.output_shape()), Some(op)));
+        }
         let storage = with_float!(self.dtype(), "conv2d", T => {
             x.with_slice::<T, _>(|xs| k.with_slice::<T, _>(|ks| {
                 let mut out = vec![T::default(); geom.output_shape().iter().product()];

@@ -45,6 +45,37 @@ fn fusable(ts: &[&Tensor]) -> bool {
         && ts.iter().all(|t| t.dtype() == ts[0].dtype())
 }
 
+/// The fused convolution through a kept Winograd kernel (f32): as `run` in
+/// [`Tensor::conv2d_fused`], the kernel's transform skipped.
+fn run_winograd(
+    geom: &Conv2dGeometry,
+    x: &Tensor,
+    kernel: &tlx_cpu::conv::WinogradKernel,
+    ep: &ConvEpilogue<'_>,
+) -> Result<crate::CpuStorage> {
+    let vec = |t: Option<&Tensor>| t.map(|t| t.to_vec::<f32>()).transpose();
+    let (bias, scale, shift) = (vec(ep.bias)?, vec(ep.scale)?, vec(ep.shift)?);
+    let cpu_ep = tlx_cpu::conv::Epilogue {
+        bias: bias.as_deref(),
+        scale: scale.as_deref(),
+        shift: shift.as_deref(),
+        residual: None,
+        act: ep.act,
+    };
+    let mut out = crate::recycle::output_buffer::<f32>(geom.output_shape().iter().product());
+    x.with_slice::<f32, _>(|xs| match ep.residual {
+        Some(r) => r.with_slice::<f32, _>(|rs| {
+            let with_residual = tlx_cpu::conv::Epilogue { residual: Some(rs), ..cpu_ep };
+            tlx_cpu::conv::conv2d_forward_fused_winograd(geom, xs, kernel, &with_residual, &mut out)
+        }),
+        None => {
+            tlx_cpu::conv::conv2d_forward_fused_winograd(geom, xs, kernel, &cpu_ep, &mut out);
+            Ok(())
+        }
+    })??;
+    Ok(<f32 as StorageElement>::wrap(out))
+}
+
 impl Tensor {
     /// `act((conv2d(self, kernel) + bias)·scale + shift + residual)` (see [`ConvEpilogue`]),
     /// computed in one pass when no gradient is recorded; otherwise as the separate ops.
@@ -137,7 +168,10 @@ impl Tensor {
             Ok(T::wrap(out))
         }
         let storage = match self.dtype() {
-            DType::F32 => run::<f32>(&geom, &x, &k, &ep)?,
+            DType::F32 => match super::conv::kept_winograd_kernel(&geom, &k)? {
+                Some(wk) => run_winograd(&geom, &x, &wk, &ep)?,
+                None => run::<f32>(&geom, &x, &k, &ep)?,
+            },
             _ => run::<f64>(&geom, &x, &k, &ep)?,
         };
         Ok(Tensor::from_storage(storage, out_shape, None))
