@@ -38,6 +38,48 @@ pub fn max_pool2d_forward<T: Float>(g: &Pool2dGeometry, input: &[T], out: &mut [
     for_rows(out, g.out_w * g.c, work, |row, o| max_row(g, input, row, o));
 }
 
+/// Max pooling of the input zero-padded by `g`'s explicit padding (a ZeroPadding2D then an
+/// unpadded MaxPooling2D) without the padded copy: cells of the padding count as 0, met in
+/// the row-major order of the padded window, so the result has the bits of padding then
+/// pooling (NaN wins, and which zero's sign wins follows that order too). `g` must have
+/// been made with `Padding::Explicit` and windows that fit the padded input.
+pub fn max_pool2d_forward_zero_padded<T: Float>(g: &Pool2dGeometry, input: &[T], out: &mut [T]) {
+    check("max_pool2d_forward_zero_padded", g, input.len(), out.len());
+    let work = out.len() * g.kh * g.kw;
+    for_rows(out, g.out_w * g.c, work, |row, o| max_row_zero_padded(g, input, row, o));
+}
+
+multiversion!(fn max_row_zero_padded<T>(g: &Pool2dGeometry, input: &[T], row: usize, out: &mut [T]) => max_row_zero_padded_body);
+
+/// Output row `row` of [`max_pool2d_forward_zero_padded`]: `out` `[out_w, c]`.
+#[inline(always)]
+fn max_row_zero_padded_body<T: Float, const FMA: bool>(
+    g: &Pool2dGeometry,
+    input: &[T],
+    row: usize,
+    out: &mut [T],
+) {
+    let (n, oy, c) = (row / g.out_h, row % g.out_h, g.c);
+    let zeros = vec![T::zero(); c];
+    let y_start = (oy * g.stride_h) as isize - g.pad_top as isize;
+    for (ox, m) in out.chunks_exact_mut(c).enumerate() {
+        let x_start = (ox * g.stride_w) as isize - g.pad_left as isize;
+        let (zeros, cells) = (&zeros, (y_start..y_start + g.kh as isize));
+        window_max(m, || {
+            cells.clone().flat_map(move |y| {
+                (x_start..x_start + g.kw as isize).map(move |x| {
+                    let inside = y >= 0 && x >= 0 && (y as usize) < g.h && (x as usize) < g.w;
+                    if inside {
+                        &input[((n * g.h + y as usize) * g.w + x as usize) * c..][..c]
+                    } else {
+                        &zeros[..]
+                    }
+                })
+            })
+        });
+    }
+}
+
 multiversion!(fn max_row<T>(g: &Pool2dGeometry, input: &[T], row: usize, out: &mut [T]) => max_row_body);
 
 /// Output row `row = n·out_h + oy`: `out` `[out_w, c]`.
@@ -47,18 +89,45 @@ fn max_row_body<T: Float, const FMA: bool>(g: &Pool2dGeometry, input: &[T], row:
     let (y0, y1) = g.rows(oy);
     for (ox, m) in out.chunks_exact_mut(c).enumerate() {
         let (x0, x1) = g.cols(ox);
-        m.fill(T::neg_infinity());
-        for iy in y0..y1 {
-            for ix in x0..x1 {
-                let v = &input[((n * g.h + iy) * g.w + ix) * c..][..c];
-                for (m, &v) in m.iter_mut().zip(v) {
-                    // NaN wins: `v != v` is `v.is_nan()`, written so it vectorises.
-                    #[allow(clippy::eq_op)]
-                    let take = v > *m || v != v;
-                    *m = if take { v } else { *m };
-                }
-            }
+        window_max(m, || {
+            (y0..y1)
+                .flat_map(move |iy| (x0..x1).map(move |ix| &input[((n * g.h + iy) * g.w + ix) * c..][..c]))
+        });
+    }
+}
+
+/// `m` ← the lane-by-lane maximum (NaN winning) of the window's cells (`m.len()` values
+/// each, in the order given), starting from −∞.
+#[inline(always)]
+fn window_max<'a, T: Float + 'a, I: Iterator<Item = &'a [T]>>(m: &mut [T], cells: impl Fn() -> I) {
+    let c = m.len();
+    // Whole runs of MAX_RUN channels in a local array (registers), then the rest.
+    let whole = c - c % MAX_RUN;
+    for c0 in (0..whole).step_by(MAX_RUN) {
+        let mut acc = [T::neg_infinity(); MAX_RUN];
+        for v in cells() {
+            max_into(&mut acc, &v[c0..c0 + MAX_RUN]);
         }
+        m[c0..c0 + MAX_RUN].copy_from_slice(&acc);
+    }
+    let rest = &mut m[whole..];
+    rest.fill(T::neg_infinity());
+    for v in cells() {
+        max_into(rest, &v[whole..]);
+    }
+}
+
+/// Channels per run of the max pooling forward: 32 f32 are four AVX2 registers.
+const MAX_RUN: usize = 32;
+
+/// `m ← max(m, v)` lane by lane, NaN winning.
+#[inline(always)]
+fn max_into<T: Float>(m: &mut [T], v: &[T]) {
+    for (m, &v) in m.iter_mut().zip(v) {
+        // NaN wins: `v != v` is `v.is_nan()`, written so it vectorises.
+        #[allow(clippy::eq_op)]
+        let take = v > *m || v != v;
+        *m = if take { v } else { *m };
     }
 }
 
@@ -277,7 +346,7 @@ mod tests {
         #![proptest_config(ProptestConfig { cases: 200, ..ProptestConfig::default() })]
         #[test]
         fn pooling_matches_reference(
-            n in 1usize..=3, h in 1usize..=11, w in 1usize..=11, c in 1usize..=9,
+            n in 1usize..=3, h in 1usize..=11, w in 1usize..=11, c in prop_oneof![1usize..=9, 30usize..=70],
             kh in 1usize..=4, kw in 1usize..=4, sh in 1usize..=3, sw in 1usize..=3,
             same: bool, seed in 0u64..1000,
         ) {
@@ -288,9 +357,60 @@ mod tests {
         }
     }
 
+    /// `x` `[n, h, w, c]` zero-padded by (top, bottom, left, right).
+    fn zero_pad(x: &[f64], [n, h, w, c]: [usize; 4], (t, b, l, r): (usize, usize, usize, usize)) -> Vec<f64> {
+        let (ph, pw) = (h + t + b, w + l + r);
+        let mut out = vec![0.0; n * ph * pw * c];
+        for img in 0..n {
+            for y in 0..h {
+                for xx in 0..w {
+                    let src = &x[((img * h + y) * w + xx) * c..][..c];
+                    out[((img * ph + y + t) * pw + xx + l) * c..][..c].copy_from_slice(src);
+                }
+            }
+        }
+        out
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 100, ..ProptestConfig::default() })]
+        /// Zero padding folded into max pooling: the bits of padding then pooling, with
+        /// negative inputs (where a padded zero wins), −0.0 and NaN among them.
+        #[test]
+        fn zero_padded_max_pooling_is_padding_then_pooling(
+            n in 1usize..=2, h in 1usize..=9, w in 1usize..=9, c in prop_oneof![1usize..=9, 30usize..=40],
+            k in 1usize..=3, s in 1usize..=2, pads in (0usize..=2, 0usize..=2, 0usize..=2, 0usize..=2),
+            seed in 0u64..1000,
+        ) {
+            let (t, b, l, r) = pads;
+            let explicit = Padding::Explicit { top: t, bottom: b, left: l, right: r };
+            let g = Pool2dGeometry::new(&[n, h, w, c], (k, k), (s, s), explicit);
+            prop_assume!(g.is_ok());
+            let g = g.unwrap();
+            let mut x = fill(n * h * w * c, seed, 7);
+            x[0] = -0.0;
+            if x.len() > 5 && seed % 3 == 0 {
+                x[5] = f64::NAN;
+            }
+            let padded = zero_pad(&x, [n, h, w, c], pads);
+            let gp = Pool2dGeometry::new(&[n, h + t + b, w + l + r, c], (k, k), (s, s), Padding::Valid).unwrap();
+            prop_assert_eq!((gp.out_h, gp.out_w), (g.out_h, g.out_w));
+            let mut want = vec![0.0; n * g.out_h * g.out_w * c];
+            reference::max_pool2d_forward(&gp, &padded, &mut want);
+            let mut got = vec![1.5; want.len()];
+            max_pool2d_forward_zero_padded(&g, &x, &mut got);
+            let bits = |v: &[f64]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+            prop_assert_eq!(bits(&got), bits(&want));
+        }
+    }
+
     #[test]
     fn large_pools_run_in_parallel_and_match() {
-        for (shape, k, s) in [([2, 40, 38, 16], (3, 3), (2, 2)), ([1, 64, 64, 8], (2, 2), (2, 2))] {
+        for (shape, k, s) in [
+            ([2, 40, 38, 16], (3, 3), (2, 2)),
+            ([1, 64, 64, 8], (2, 2), (2, 2)),
+            ([2, 30, 30, 70], (3, 3), (2, 2)),
+        ] {
             for pad in [Padding::Same, Padding::Valid] {
                 check_all(&Pool2dGeometry::new(&shape, k, s, pad).unwrap(), 5);
             }

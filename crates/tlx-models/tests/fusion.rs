@@ -56,9 +56,11 @@ fn has_chain(model: &Model, chain: &[&str]) -> bool {
 fn resnet50_predicts_the_same_bits_fused() {
     let m = check_app(Arch::ResNet50, AppOptions::new().include_top(false), [40, 40, 3]);
     // Every convolution is fused with its BatchNorm (53), and every block's last convolution
-    // also with the block's Add (of the shortcut) and ReLU.
+    // also with the block's Add (of the shortcut) and ReLU; the stem's padding with its max
+    // pooling.
     let chains = m.fused_chains(&Context::inference());
-    assert_eq!(chains.len(), 53, "{chains:?}");
+    assert_eq!(chains.len(), 54, "{chains:?}");
+    assert!(has_chain(&m, &["pool1_pad", "pool1_pool"]));
     assert!(has_chain(&m, &["conv1_pad", "conv1_conv", "conv1_bn", "conv1_relu"]));
     assert!(has_chain(&m, &["conv2_block1_0_conv", "conv2_block1_0_bn"]));
     assert!(has_chain(

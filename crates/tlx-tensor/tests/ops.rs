@@ -338,3 +338,33 @@ fn kept_winograd_kernels_follow_the_weights() {
     y.sum_all().unwrap().backward().unwrap();
     assert_eq!(kg.grad().unwrap().dims(), &[3, 3, 32, 32]);
 }
+
+/// Zero padding folded into max pooling: the bits of `pad` then `max_pool2d` without a
+/// gradient to record; with one, the two ops run and the gradient reaches the input.
+#[test]
+fn zero_padded_max_pooling_is_pad_then_pool() {
+    let x = Tensor::rand_uniform([2, 7, 6, 40], -1.0, 1.0, DType::F32, &mut Rng::new(8)).unwrap();
+    let two_ops = |x: &Tensor| {
+        x.pad(&[(0, 0), (1, 2), (0, 1), (0, 0)], 0.0)
+            .unwrap()
+            .max_pool2d((3, 3), (2, 2), Padding::Valid)
+            .unwrap()
+    };
+    let fused = {
+        let _g = no_grad();
+        x.max_pool2d_zero_padded((1, 2, 0, 1), (3, 3), (2, 2)).unwrap()
+    };
+    let want = two_ops(&x);
+    assert_eq!(fused.dims(), want.dims());
+    assert_eq!(vals(&fused), vals(&want));
+    // Negative inputs: the padded zeros win at the border.
+    assert!(vals(&want).contains(&0.0));
+    let xg = x.clone().with_grad().unwrap();
+    let y = xg.max_pool2d_zero_padded((1, 2, 0, 1), (3, 3), (2, 2)).unwrap();
+    assert_eq!(vals(&y), vals(&want));
+    y.sum_all().unwrap().backward().unwrap();
+    assert_eq!(xg.grad().unwrap().dims(), x.dims());
+    // A window larger than the padded input is the pooling's shape error.
+    let _g = no_grad();
+    assert!(x.max_pool2d_zero_padded((0, 0, 0, 0), (9, 9), (1, 1)).is_err());
+}

@@ -307,6 +307,9 @@ impl Layer for Stateless {
             &StatelessOp::ZeroPadding { top, bottom, left, right } => {
                 Some(Fusion::Pad(top, bottom, left, right))
             }
+            &StatelessOp::MaxPool { pool, strides, padding } => {
+                Some(Fusion::MaxPool { pool, strides, padding })
+            }
             _ => None,
         }
     }

@@ -9,6 +9,8 @@
 //!   padding, without the padded copy of its input.
 //! - Add of two tensors → ReLU, where the Add does not end a convolution chain:
 //!   `Tensor::add_relu`.
+//! - ZeroPadding2D → an unpadded MaxPooling2D (ResNet's stem): `Tensor::max_pool2d_zero_padded`,
+//!   the padding read as zeros in place.
 //!
 //! The fused ops compute the same float operations in the same order as the layers one by
 //! one (results are bit-identical, see `tests/fusion.rs`), and when a gradient is recorded
@@ -48,6 +50,8 @@ pub enum Fusion<'a> {
     Pad(usize, usize, usize, usize),
     /// Add of two inputs.
     Add,
+    /// MaxPooling2D: a ZeroPadding2D before an unpadded one folds into it.
+    MaxPool { pool: (usize, usize), strides: (usize, usize), padding: Padding },
 }
 
 /// The activation a fused epilogue can apply for a unary op, if any.
@@ -79,6 +83,8 @@ enum ChainKind {
     },
     /// Add → ReLU.
     AddRelu,
+    /// ZeroPadding2D (top, bottom, left, right) → unpadded MaxPooling2D.
+    PadMaxPool { pad: (usize, usize, usize, usize), pool: (usize, usize), strides: (usize, usize) },
 }
 
 impl Model {
@@ -114,6 +120,11 @@ impl Model {
                     Fusion::Conv { padding: Padding::Valid, act, .. } => {
                         self.conv_chain(j, j + 1, Some((t, b, l, r)), act, uses, end, ctx)
                     }
+                    Fusion::MaxPool { pool, strides, padding: Padding::Valid } => Some(Chain {
+                        first_node: j,
+                        last: j + 1,
+                        kind: ChainKind::PadMaxPool { pad: (t, b, l, r), pool, strides },
+                    }),
                     _ => None,
                 }
             }
@@ -248,6 +259,9 @@ impl Model {
         };
         let y = match chain.kind {
             ChainKind::AddRelu => args[0].add_relu(&args[1]).map_err(wrap(j))?,
+            ChainKind::PadMaxPool { pad, pool, strides } => {
+                args[0].max_pool2d_zero_padded(pad, pool, strides).map_err(wrap(j + 1))?
+            }
             ChainKind::Conv { pad, conv, bn, residual, act } => {
                 let Some(Fusion::Conv { kernel, bias, strides, dilation, padding, groups, .. }) =
                     self.fusion_at(conv)

@@ -177,6 +177,38 @@ impl Tensor {
         Ok(Tensor::from_storage(storage, out_shape, None))
     }
 
+    /// Zero padding by `(top, bottom, left, right)` then unpadded max pooling (Keras's
+    /// `ZeroPadding2D` → `MaxPooling2D`, ResNet's stem), in one pass without the padded copy
+    /// when no gradient is recorded (same bits); otherwise as the two ops.
+    pub fn max_pool2d_zero_padded(
+        &self,
+        pads: (usize, usize, usize, usize),
+        pool: (usize, usize),
+        strides: (usize, usize),
+    ) -> Result<Tensor> {
+        let (top, bottom, left, right) = pads;
+        if !fusable(&[self]) || self.rank() != 4 {
+            let padded = self.pad(&[(0, 0), (top, bottom), (left, right), (0, 0)], 0.0)?;
+            return padded.max_pool2d(pool, strides, Padding::Valid);
+        }
+        let explicit = Padding::Explicit { top, bottom, left, right };
+        let geom = tlx_core::Pool2dGeometry::new(self.dims(), pool, strides, explicit)?;
+        let x = self.contiguous()?;
+        fn run<T: StorageElement + tlx_core::Float>(
+            geom: &tlx_core::Pool2dGeometry,
+            x: &Tensor,
+        ) -> Result<crate::CpuStorage> {
+            let mut out = crate::recycle::output_buffer::<T>(geom.output_shape().iter().product());
+            x.with_slice::<T, _>(|xs| tlx_cpu::pool::max_pool2d_forward_zero_padded(geom, xs, &mut out))?;
+            Ok(T::wrap(out))
+        }
+        let storage = match self.dtype() {
+            DType::F32 => run::<f32>(&geom, &x)?,
+            _ => run::<f64>(&geom, &x)?,
+        };
+        Ok(Tensor::from_storage(storage, Shape::from(geom.output_shape()), None))
+    }
+
     /// `relu(self + other)` for two tensors of one shape (a residual block's end), in one pass
     /// when no gradient is recorded; otherwise as the separate ops.
     pub fn add_relu(&self, other: &Tensor) -> Result<Tensor> {
