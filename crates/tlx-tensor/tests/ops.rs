@@ -284,59 +284,71 @@ fn fused_convolution_adds_a_residual_like_the_separate_ops() {
     assert_eq!(vals(&r.grad().unwrap()), mask);
 }
 
-/// A 3×3 f32 kernel run without a gradient to record goes through its Winograd form, made
-/// on the first call and kept with the kernel's storage: the results stay those of the
-/// kernel's current values after `assign` and `update_in_place` (a stale transformed kernel
-/// would give the old ones), match the fused convolution's bits, and the f64 convolution's
-/// values to Winograd's rounding; with a gradient recorded the direct path runs.
+/// An f32 kernel run without a gradient to record goes through its kept form (transformed
+/// for Winograd, or packed for the direct convolution), made on the first call and kept with
+/// the kernel's storage: the results stay those of the kernel's current values after
+/// `assign` and `update_in_place` (a stale kept kernel would give the old ones), match the
+/// fused convolution's bits, and the f64 convolution's values to rounding; with a gradient
+/// recorded the per-call path runs.
 #[test]
-fn kept_winograd_kernels_follow_the_weights() {
+fn kept_kernels_follow_the_weights() {
+    use tlx_cpu::conv::{ConvAlgorithm, KeptKernel};
     use tlx_tensor::{ConvEpilogue, EpilogueAct};
-    let geom =
-        tlx_core::Conv2dGeometry::new(&[1, 16, 16, 32], &[3, 3, 32, 32], (1, 1), (1, 1), Padding::Same, 1)
+    // (kernel side, strides, the kept form expected)
+    for (side, strides, expected) in [
+        (3, (1, 1), ConvAlgorithm::Winograd4x4),
+        (3, (2, 2), ConvAlgorithm::Direct),
+        (1, (1, 1), ConvAlgorithm::Direct),
+    ] {
+        let kdims = [side, side, 32, 32];
+        let geom = tlx_core::Conv2dGeometry::new(&[1, 16, 16, 32], &kdims, strides, (1, 1), Padding::Same, 1)
             .unwrap();
-    if std::env::var_os("TLX_CONV_WINOGRAD").is_none() {
-        // The path this test is about (kernel transform paid once: F(4×4) beats direct).
-        assert_eq!(tlx_cpu::conv::kept_kernel_algorithm(&geom), tlx_cpu::conv::ConvAlgorithm::Winograd4x4);
+        if std::env::var_os("TLX_CONV_WINOGRAD").is_none() {
+            assert_eq!(KeptKernel::algorithm(&geom), Some(expected), "{geom:?}");
+        }
+        let mut rng = Rng::new(5);
+        let x = Tensor::rand_uniform([1, 16, 16, 32], -1.0, 1.0, DType::F32, &mut rng).unwrap();
+        let k = Tensor::rand_uniform(kdims, -1.0, 1.0, DType::F32, &mut rng).unwrap();
+        // Normwise relative distance to the f64 convolution with the kernel's current values.
+        let check = |y: &Tensor, what: &str| {
+            let (x64, k64) = (x.to_dtype(DType::F64).unwrap(), k.to_dtype(DType::F64).unwrap());
+            let want = x64.conv2d(&k64, strides, (1, 1), Padding::Same, 1).unwrap().to_vec::<f64>().unwrap();
+            let got = y.to_vec::<f32>().unwrap();
+            let err: f64 = got.iter().zip(&want).map(|(&g, &w)| (g as f64 - w).powi(2)).sum::<f64>().sqrt();
+            let norm: f64 = want.iter().map(|w| w * w).sum::<f64>().sqrt();
+            assert!(err / norm < 2e-5, "{side}x{side} {strides:?} {what}: normwise error {}", err / norm);
+        };
+        let infer = || {
+            let _g = no_grad();
+            x.conv2d(&k, strides, (1, 1), Padding::Same, 1).unwrap()
+        };
+        let first = infer();
+        check(&first, "first call");
+        assert_eq!(vals(&infer()), vals(&first), "kept kernel: same bits again");
+        let fused = {
+            let _g = no_grad();
+            let ep = ConvEpilogue {
+                bias: None,
+                scale: None,
+                shift: None,
+                residual: None,
+                act: EpilogueAct::Linear,
+            };
+            x.conv2d_fused(&k, strides, (1, 1), Padding::Same, 1, ep).unwrap()
+        };
+        assert_eq!(vals(&fused), vals(&first), "fused and separate agree");
+        // New weights through assign, then through an in-place update (an optimizer step).
+        k.assign(&Tensor::rand_uniform(kdims, -1.0, 1.0, DType::F32, &mut rng).unwrap()).unwrap();
+        check(&infer(), "after assign");
+        k.update_in_place::<f32, _>(|w| w.iter_mut().for_each(|v| *v = 0.5 - *v)).unwrap();
+        check(&infer(), "after update_in_place");
+        // Recorded: the gradient flows (and the values are still the convolution's).
+        let kg = k.clone().with_grad().unwrap();
+        let y = x.conv2d(&kg, strides, (1, 1), Padding::Same, 1).unwrap();
+        check(&y, "recorded");
+        y.sum_all().unwrap().backward().unwrap();
+        assert_eq!(kg.grad().unwrap().dims(), &kdims);
     }
-    let mut rng = Rng::new(5);
-    let x = Tensor::rand_uniform([1, 16, 16, 32], -1.0, 1.0, DType::F32, &mut rng).unwrap();
-    let k = Tensor::rand_uniform([3, 3, 32, 32], -1.0, 1.0, DType::F32, &mut rng).unwrap();
-    // Normwise relative distance to the f64 convolution with the kernel's current values.
-    let check = |y: &Tensor, what: &str| {
-        let (x64, k64) = (x.to_dtype(DType::F64).unwrap(), k.to_dtype(DType::F64).unwrap());
-        let want = x64.conv2d(&k64, (1, 1), (1, 1), Padding::Same, 1).unwrap().to_vec::<f64>().unwrap();
-        let got = y.to_vec::<f32>().unwrap();
-        let err: f64 = got.iter().zip(&want).map(|(&g, &w)| (g as f64 - w).powi(2)).sum::<f64>().sqrt();
-        let norm: f64 = want.iter().map(|w| w * w).sum::<f64>().sqrt();
-        assert!(err / norm < 2e-5, "{what}: normwise error {}", err / norm);
-    };
-    let infer = || {
-        let _g = no_grad();
-        x.conv2d(&k, (1, 1), (1, 1), Padding::Same, 1).unwrap()
-    };
-    let first = infer();
-    check(&first, "first call");
-    assert_eq!(vals(&infer()), vals(&first), "kept kernel: same bits again");
-    let fused = {
-        let _g = no_grad();
-        let ep =
-            ConvEpilogue { bias: None, scale: None, shift: None, residual: None, act: EpilogueAct::Linear };
-        x.conv2d_fused(&k, (1, 1), (1, 1), Padding::Same, 1, ep).unwrap()
-    };
-    assert_eq!(vals(&fused), vals(&first), "fused and separate agree");
-    // New weights through assign, then through an in-place update (an optimizer step).
-    k.assign(&Tensor::rand_uniform([3, 3, 32, 32], -1.0, 1.0, DType::F32, &mut rng).unwrap()).unwrap();
-    let after_assign = infer();
-    check(&after_assign, "after assign");
-    k.update_in_place::<f32, _>(|w| w.iter_mut().for_each(|v| *v = 0.5 - *v)).unwrap();
-    check(&infer(), "after update_in_place");
-    // Recorded: the gradient flows (and the values are still the convolution's).
-    let kg = k.clone().with_grad().unwrap();
-    let y = x.conv2d(&kg, (1, 1), (1, 1), Padding::Same, 1).unwrap();
-    check(&y, "recorded");
-    y.sum_all().unwrap().backward().unwrap();
-    assert_eq!(kg.grad().unwrap().dims(), &[3, 3, 32, 32]);
 }
 
 /// Zero padding folded into max pooling: the bits of `pad` then `max_pool2d` without a

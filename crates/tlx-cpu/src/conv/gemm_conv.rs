@@ -124,6 +124,22 @@ pub(super) fn forward<T: Float>(
     out: &mut [T],
     t: &Tuning,
 ) {
+    forward_kept(g, input, kernel, None, bias, ep, out, t)
+}
+
+/// [`forward`] with the kernel matrix `kept` packed by an earlier call (f32, one group; a
+/// [`super::KeptKernel`]), or `None` to pack it here when that pays.
+#[allow(clippy::too_many_arguments)]
+pub(super) fn forward_kept<T: Float>(
+    g: &Conv2dGeometry,
+    input: &[T],
+    kernel: &[T],
+    kept: Option<&PackedB<'_>>,
+    bias: Option<&[T]>,
+    ep: Option<&Epilogue<'_, T>>,
+    out: &mut [T],
+    t: &Tuning,
+) {
     let k_row = g.kh * g.kw * g.c_in_per_group();
     let m = g.n * g.out_h * g.out_w;
     let parallel = t.parallel(m * k_row * g.c_out);
@@ -138,7 +154,7 @@ pub(super) fn forward<T: Float>(
     // With an epilogue the kernel is always packed beforehand, so that the micro-kernel
     // applies it in registers as it stores each tile (`gemm_packed_ops`) instead of a pass
     // over the output tile afterwards (a 512-row tile of 2048 channels is 4 MiB: out of L2).
-    with_packed_kernel(g, kernel_group(g, kernel, 0), tiles, ep.is_some(), |packed| {
+    let mut body = |packed: Option<&PackedB<'_>>| {
         // One tile: out_tile [rows, c_out] for output rows r0..r0+rows.
         let tile = |col: &mut [T], r0: usize, out_tile: &mut [T], inner: bool| {
             let rows = out_tile.len() / g.c_out;
@@ -190,7 +206,11 @@ pub(super) fn forward<T: Float>(
                 }
             });
         }
-    })
+    };
+    match kept {
+        Some(pb) => body(Some(pb)),
+        None => with_packed_kernel(g, kernel_group(g, kernel, 0), tiles, ep.is_some(), &mut body),
+    }
 }
 
 /// Kernel gradient: `grad_kernel` `[K, c_out]` (overwritten).

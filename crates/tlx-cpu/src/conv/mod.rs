@@ -29,6 +29,7 @@ mod depthwise;
 mod epilogue;
 mod gemm_conv;
 mod im2col;
+mod kept;
 mod small_k;
 #[cfg(test)]
 mod tests;
@@ -39,6 +40,7 @@ mod winograd_tiles;
 
 use crate::gemm::{gemm, MatRef};
 pub use epilogue::{Epilogue, EpilogueAct};
+pub use kept::{conv2d_forward_fused_kept, KeptKernel};
 use tlx_core::{Conv2dGeometry, DType, Float};
 pub use winograd::{kept_kernel_algorithm, set_conv_algorithm, ConvAlgorithm, WinogradKernel};
 
@@ -117,24 +119,6 @@ pub fn conv2d_forward_fused<T: Float>(
     ep.check(g.c_out, out.len());
     let ep = (!ep.is_identity()).then_some(ep);
     forward_with(g, input, kernel, None, ep, out, &Tuning::new())
-}
-
-/// [`conv2d_forward_fused`] of an f32 3×3 stride-1 convolution whose kernel was transformed
-/// beforehand ([`WinogradKernel`], kept from call to call while the weights do not change).
-/// Panics unless the kernel was made for `g`'s channels and the slices fit `g`.
-pub fn conv2d_forward_fused_winograd(
-    g: &Conv2dGeometry,
-    input: &[f32],
-    kernel: &WinogradKernel,
-    ep: &Epilogue<'_, f32>,
-    out: &mut [f32],
-) {
-    check_sizes("conv2d_forward_fused_winograd", g, input.len(), g.kh * g.kw * g.c_in * g.c_out, out.len());
-    ep.check(g.c_out, out.len());
-    let ep = (!ep.is_identity()).then_some(ep);
-    if !out.is_empty() {
-        winograd::forward_kept(kernel, g, input, ep, out, &Tuning::new());
-    }
 }
 
 /// Gradient with respect to the input (overwrites `grad_input`).

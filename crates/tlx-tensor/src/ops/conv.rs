@@ -16,25 +16,48 @@ fn check_rank4(op: &'static str, what: &str, t: &Tensor) -> Result<()> {
     Ok(())
 }
 
-/// The Winograd form of `kernel` (f32, contiguous) for `geom`, transformed on the first call
-/// and kept with the kernel's storage until the weights are written (see
-/// `tlx_cpu::conv::WinogradKernel`), where the cost model prefers Winograd with the
-/// transform paid once; `None` where it does not.
-pub(crate) fn kept_winograd_kernel(
+/// `kernel` (f32, contiguous) in the form `geom`'s convolution runs with (transformed for
+/// Winograd or packed for the GEMM: `tlx_cpu::conv::KeptKernel`), made on the first call and
+/// kept with the kernel's storage until the weights are written; `None` for convolutions
+/// that keep nothing (grouped, depthwise, small patches).
+pub(crate) fn kept_kernel(
     geom: &Conv2dGeometry,
     kernel: &Tensor,
-) -> Result<Option<Arc<tlx_cpu::conv::WinogradKernel>>> {
-    use tlx_cpu::conv::{kept_kernel_algorithm, ConvAlgorithm, WinogradKernel};
-    let algorithm = kept_kernel_algorithm(geom);
-    if !matches!(algorithm, ConvAlgorithm::Winograd2x2 | ConvAlgorithm::Winograd4x4) {
-        return Ok(None);
-    }
+) -> Result<Option<Arc<tlx_cpu::conv::KeptKernel>>> {
+    use tlx_cpu::conv::KeptKernel;
+    let Some(algorithm) = KeptKernel::algorithm(geom) else { return Ok(None) };
     let kept = kernel.derived_f32(&format!("{algorithm:?}"), |ks| {
-        WinogradKernel::new(algorithm, geom, ks).ok_or_else(|| {
+        KeptKernel::new(algorithm, geom, ks).ok_or_else(|| {
             Error::invalid("conv2d", format!("kernel {} does not fit {geom:?}", kernel.shape()))
         })
     })?;
     Ok(Some(kept))
+}
+
+/// `conv2d_forward_fused_kept` of `x` and the contiguous f32 `kernel` kept as `kept`, with
+/// `ep` (its residual read from `residual`), into a new buffer.
+pub(crate) fn run_kept(
+    geom: &Conv2dGeometry,
+    x: &Tensor,
+    kernel: &Tensor,
+    kept: &tlx_cpu::conv::KeptKernel,
+    ep: tlx_cpu::conv::Epilogue<'_, f32>,
+    residual: Option<&Tensor>,
+) -> Result<Vec<f32>> {
+    let mut out = crate::recycle::output_buffer::<f32>(geom.output_shape().iter().product());
+    x.with_slice::<f32, _>(|xs| {
+        kernel.with_slice::<f32, _>(|ks| match residual {
+            Some(r) => r.with_slice::<f32, _>(|rs| {
+                let with_residual = tlx_cpu::conv::Epilogue { residual: Some(rs), ..ep };
+                tlx_cpu::conv::conv2d_forward_fused_kept(geom, xs, ks, kept, &with_residual, &mut out)
+            }),
+            None => {
+                tlx_cpu::conv::conv2d_forward_fused_kept(geom, xs, ks, kept, &ep, &mut out);
+                Ok(())
+            }
+        })
+    })???;
+    Ok(out)
 }
 
 impl Tensor {
@@ -58,15 +81,15 @@ impl Tensor {
         let geom = Conv2dGeometry::new(self.dims(), kernel.dims(), strides, dilation, padding, groups)?;
         on_gpu!("conv2d", [self, kernel], |_| crate::cuda::conv2d(self, kernel, geom));
         let (x, k) = (self.contiguous()?, kernel.contiguous()?);
-        // Without a gradient to record (inference, a frozen layer), a 3×3 f32 kernel may run
-        // through its kept Winograd form, as the fused convolution does (same bits).
+        // Without a gradient to record (inference, a frozen layer), an f32 kernel runs in its
+        // kept form (transformed for Winograd or packed), as the fused convolution's does
+        // (same bits).
         let recording = crate::is_grad_enabled() && (self.requires_grad() || kernel.requires_grad());
         let kept = match self.dtype() {
-            tlx_core::DType::F32 if !recording => kept_winograd_kernel(&geom, &k)?,
+            tlx_core::DType::F32 if !recording => kept_kernel(&geom, &k)?,
             _ => None,
         };
-        if let Some(wk) = kept {
-            let mut out = crate::recycle::output_buffer::<f32>(geom.output_shape().iter().product());
+        if let Some(kept) = kept {
             let identity = tlx_cpu::conv::Epilogue::<f32> {
                 bias: None,
                 scale: None,
@@ -74,9 +97,7 @@ impl Tensor {
                 residual: None,
                 act: tlx_cpu::conv::EpilogueAct::Linear,
             };
-            x.with_slice::<f32, _>(|xs| {
-                tlx_cpu::conv::conv2d_forward_fused_winograd(&geom, xs, &wk, &identity, &mut out)
-            })?;
+            let out = run_kept(&geom, &x, &k, &kept, identity, None)?;
             let op = Op::Conv2d { x: self.clone(), kernel: kernel.clone(), geom };
             return Ok(Tensor::from_storage(f32::wrap(out), Shape::from(geom.output_shape()), Some(op)));
         }

@@ -45,12 +45,13 @@ fn fusable(ts: &[&Tensor]) -> bool {
         && ts.iter().all(|t| t.dtype() == ts[0].dtype())
 }
 
-/// The fused convolution through a kept Winograd kernel (f32): as `run` in
-/// [`Tensor::conv2d_fused`], the kernel's transform skipped.
-fn run_winograd(
+/// The fused convolution through a kept kernel (f32): as `run` in
+/// [`Tensor::conv2d_fused`], the kernel's preparation skipped.
+fn run_kept(
     geom: &Conv2dGeometry,
     x: &Tensor,
-    kernel: &tlx_cpu::conv::WinogradKernel,
+    kernel: &Tensor,
+    kept: &tlx_cpu::conv::KeptKernel,
     ep: &ConvEpilogue<'_>,
 ) -> Result<crate::CpuStorage> {
     let vec = |t: Option<&Tensor>| t.map(|t| t.to_vec::<f32>()).transpose();
@@ -62,17 +63,7 @@ fn run_winograd(
         residual: None,
         act: ep.act,
     };
-    let mut out = crate::recycle::output_buffer::<f32>(geom.output_shape().iter().product());
-    x.with_slice::<f32, _>(|xs| match ep.residual {
-        Some(r) => r.with_slice::<f32, _>(|rs| {
-            let with_residual = tlx_cpu::conv::Epilogue { residual: Some(rs), ..cpu_ep };
-            tlx_cpu::conv::conv2d_forward_fused_winograd(geom, xs, kernel, &with_residual, &mut out)
-        }),
-        None => {
-            tlx_cpu::conv::conv2d_forward_fused_winograd(geom, xs, kernel, &cpu_ep, &mut out);
-            Ok(())
-        }
-    })??;
+    let out = super::conv::run_kept(geom, x, kernel, kept, cpu_ep, ep.residual)?;
     Ok(<f32 as StorageElement>::wrap(out))
 }
 
@@ -168,8 +159,8 @@ impl Tensor {
             Ok(T::wrap(out))
         }
         let storage = match self.dtype() {
-            DType::F32 => match super::conv::kept_winograd_kernel(&geom, &k)? {
-                Some(wk) => run_winograd(&geom, &x, &wk, &ep)?,
+            DType::F32 => match super::conv::kept_kernel(&geom, &k)? {
+                Some(kept) => run_kept(&geom, &x, &k, &kept, &ep)?,
                 None => run::<f32>(&geom, &x, &k, &ep)?,
             },
             _ => run::<f64>(&geom, &x, &k, &ep)?,

@@ -1,0 +1,160 @@
+//! Convolution kernels prepared once and kept from call to call while the weights do not
+//! change (inference, frozen layers): transformed for Winograd ([`WinogradKernel`]) or
+//! packed for the SGEMM micro-kernel. Preparing costs a pass over the kernel per call
+//! otherwise, which at batch 1 is a large part of a layer (packing ResNet50's kernels was
+//! 12 % of a batch-1 forward pass). tlx-tensor keeps them with the weights' storage.
+
+use super::winograd::{self, ConvAlgorithm, WinogradKernel};
+use super::{check_sizes, gemm_conv, small_k, Epilogue, Tuning};
+use crate::gemm::{MatRef, OwnedPackedBs};
+use tlx_core::Conv2dGeometry;
+
+/// A kernel in the form its convolution runs with.
+#[derive(Debug)]
+pub enum KeptKernel {
+    /// Transformed for Winograd F(2×2) or F(4×4).
+    Winograd(WinogradKernel),
+    /// The kernel matrix `[kh·kw·c_in, c_out]` packed for the direct (im2col) convolution.
+    Packed {
+        packed: OwnedPackedBs,
+        /// The kernel's shape `[kh, kw, c_in, c_out]`.
+        shape: [usize; 4],
+    },
+}
+
+impl std::fmt::Debug for OwnedPackedBs {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "OwnedPackedBs({} bytes)", self.bytes())
+    }
+}
+
+impl KeptKernel {
+    /// How `g` runs with a kept f32 kernel: `Winograd2x2`/`Winograd4x4` (see
+    /// [`winograd::kept_kernel_algorithm`]) or `Direct` (packed); `None` where nothing is
+    /// kept (grouped and depthwise convolutions, and small patches, which have their own
+    /// kernels). Callers key the kept kernel by it (batch size and image size can change it).
+    pub fn algorithm(g: &Conv2dGeometry) -> Option<ConvAlgorithm> {
+        let patch = g.kh * g.kw * g.c_in;
+        if g.groups != 1 || g.is_depthwise() || (!g.is_pointwise() && patch <= small_k::MAX_K) {
+            return None;
+        }
+        Some(winograd::kept_kernel_algorithm(g))
+    }
+
+    /// `kernel` `[kh, kw, c_in, c_out]` of `g` prepared for `algorithm` (as
+    /// [`KeptKernel::algorithm`] gives); `None` if it does not apply to `g` or the kernel
+    /// does not fit it.
+    pub fn new(algorithm: ConvAlgorithm, g: &Conv2dGeometry, kernel: &[f32]) -> Option<KeptKernel> {
+        let shape = g.kernel_shape();
+        if kernel.len() != shape.iter().product::<usize>() || g.groups != 1 {
+            return None;
+        }
+        match algorithm {
+            ConvAlgorithm::Winograd2x2 | ConvAlgorithm::Winograd4x4 => {
+                WinogradKernel::new(algorithm, g, kernel).map(KeptKernel::Winograd)
+            }
+            ConvAlgorithm::Direct => {
+                let w = MatRef::row_major(kernel, shape[0] * shape[1] * shape[2], shape[3]);
+                Some(KeptKernel::Packed { packed: OwnedPackedBs::new(&[w]), shape })
+            }
+            ConvAlgorithm::Auto => None,
+        }
+    }
+
+    /// Bytes it holds.
+    pub fn bytes(&self) -> usize {
+        match self {
+            KeptKernel::Winograd(w) => w.bytes(),
+            KeptKernel::Packed { packed, .. } => packed.bytes(),
+        }
+    }
+}
+
+/// [`super::conv2d_forward_fused`] of an f32 convolution with its kernel kept from an
+/// earlier call (`kernel` is still the plain kernel, for the parts of the work that read it
+/// directly). Panics unless `kept` was made for `g`'s kernel shape and the slices fit `g`.
+pub fn conv2d_forward_fused_kept(
+    g: &Conv2dGeometry,
+    input: &[f32],
+    kernel: &[f32],
+    kept: &KeptKernel,
+    ep: &Epilogue<'_, f32>,
+    out: &mut [f32],
+) {
+    check_sizes("conv2d_forward_fused_kept", g, input.len(), kernel.len(), out.len());
+    ep.check(g.c_out, out.len());
+    let ep = (!ep.is_identity()).then_some(ep);
+    if out.is_empty() {
+        return;
+    }
+    let t = Tuning::new();
+    match kept {
+        KeptKernel::Winograd(wk) => winograd::forward_kept(wk, g, input, ep, out, &t),
+        KeptKernel::Packed { packed, shape } => {
+            assert!(
+                *shape == g.kernel_shape() && g.groups == 1,
+                "conv2d_forward_fused_kept: {kept:?} for {g:?}"
+            );
+            let views = packed.views();
+            gemm_conv::forward_kept(g, input, kernel, Some(&views[0]), None, ep, out, &t)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::tests::fill;
+    use super::super::winograd::{Choice, F2, F4};
+    use super::super::{forward_with, EpilogueAct};
+    use super::*;
+    use tlx_core::Padding;
+
+    /// A kept kernel gives the bits of the per-call path with the same algorithm (kernel
+    /// packed or transformed in the call), with a fused epilogue and residual; nothing is
+    /// kept where other kernels run.
+    #[test]
+    fn kept_kernels_give_the_per_call_bits() {
+        let f32s = |v: Vec<f64>| v.into_iter().map(|x| x as f32).collect::<Vec<_>>();
+        for (input, kernel, strides, padding) in [
+            ([2, 9, 7, 24], [1, 1, 24, 40], (1, 1), Padding::Valid),
+            ([1, 11, 10, 20], [3, 3, 20, 17], (2, 2), Padding::Same),
+            ([1, 12, 12, 16], [3, 3, 16, 16], (1, 1), Padding::Same),
+            ([1, 13, 9, 8], [5, 3, 8, 33], (1, 2), Padding::Valid),
+        ] {
+            let g = Conv2dGeometry::new(&input, &kernel, strides, (1, 1), padding, 1).unwrap();
+            let numel = |s: [usize; 4]| s.iter().product::<usize>();
+            let x = f32s(fill(numel(g.input_shape()), 1));
+            let k = f32s(fill(numel(g.kernel_shape()), 2));
+            let (bias, r) = (f32s(fill(g.c_out, 3)), f32s(fill(numel(g.output_shape()), 4)));
+            let ep = Epilogue {
+                bias: Some(&bias),
+                scale: None,
+                shift: None,
+                residual: Some(&r),
+                act: EpilogueAct::Relu,
+            };
+            let algorithm = KeptKernel::algorithm(&g).expect("kept");
+            let kept = KeptKernel::new(algorithm, &g, &k).expect("fits");
+            assert!(kept.bytes() >= 4 * k.len());
+            let winograd = match algorithm {
+                ConvAlgorithm::Winograd2x2 => Choice::Force(&F2),
+                ConvAlgorithm::Winograd4x4 => Choice::Force(&F4),
+                _ => Choice::Off,
+            };
+            let mut want = vec![f32::NAN; numel(g.output_shape())];
+            forward_with(&g, &x, &k, None, Some(&ep), &mut want, &Tuning { winograd, ..Tuning::new() });
+            let mut got = vec![f32::NAN; want.len()];
+            conv2d_forward_fused_kept(&g, &x, &k, &kept, &ep, &mut got);
+            let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+            assert!(bits(&got) == bits(&want), "{g:?} {algorithm:?}: kept and per-call bits differ");
+            assert!(KeptKernel::new(algorithm, &g, &k[1..]).is_none());
+        }
+        // Depthwise, grouped and small-patch convolutions keep nothing.
+        let small =
+            Conv2dGeometry::new(&[1, 8, 8, 3], &[3, 3, 3, 8], (1, 1), (1, 1), Padding::Same, 1).unwrap();
+        let grouped =
+            Conv2dGeometry::new(&[1, 8, 8, 8], &[3, 3, 4, 8], (1, 1), (1, 1), Padding::Same, 2).unwrap();
+        assert_eq!((KeptKernel::algorithm(&small), KeptKernel::algorithm(&grouped)), (None, None));
+        assert!(KeptKernel::new(ConvAlgorithm::Auto, &small, &[0.0; 216]).is_none());
+    }
+}
