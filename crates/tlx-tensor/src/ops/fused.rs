@@ -45,6 +45,32 @@ fn fusable(ts: &[&Tensor]) -> bool {
         && ts.iter().all(|t| t.dtype() == ts[0].dtype())
 }
 
+/// A [`ConvEpilogue`]'s per-channel vectors read out as `T`, for the CPU epilogue to borrow.
+struct EpilogueVectors<T> {
+    bias: Option<Vec<T>>,
+    scale: Option<Vec<T>>,
+    shift: Option<Vec<T>>,
+    act: EpilogueAct,
+}
+
+impl<T: StorageElement> EpilogueVectors<T> {
+    fn of(ep: &ConvEpilogue<'_>) -> Result<Self> {
+        let vec = |t: Option<&Tensor>| t.map(|t| t.to_vec::<T>()).transpose();
+        Ok(EpilogueVectors { bias: vec(ep.bias)?, scale: vec(ep.scale)?, shift: vec(ep.shift)?, act: ep.act })
+    }
+
+    /// The CPU epilogue over these vectors, without a residual.
+    fn cpu(&self) -> tlx_cpu::conv::Epilogue<'_, T> {
+        tlx_cpu::conv::Epilogue {
+            bias: self.bias.as_deref(),
+            scale: self.scale.as_deref(),
+            shift: self.shift.as_deref(),
+            residual: None,
+            act: self.act,
+        }
+    }
+}
+
 /// The fused convolution through a kept kernel (f32): as `run` in
 /// [`Tensor::conv2d_fused`], the kernel's preparation skipped.
 fn run_kept(
@@ -54,16 +80,8 @@ fn run_kept(
     kept: &tlx_cpu::conv::KeptKernel,
     ep: &ConvEpilogue<'_>,
 ) -> Result<crate::CpuStorage> {
-    let vec = |t: Option<&Tensor>| t.map(|t| t.to_vec::<f32>()).transpose();
-    let (bias, scale, shift) = (vec(ep.bias)?, vec(ep.scale)?, vec(ep.shift)?);
-    let cpu_ep = tlx_cpu::conv::Epilogue {
-        bias: bias.as_deref(),
-        scale: scale.as_deref(),
-        shift: shift.as_deref(),
-        residual: None,
-        act: ep.act,
-    };
-    let out = super::conv::run_kept(geom, x, kernel, kept, cpu_ep, ep.residual)?;
+    let vectors = EpilogueVectors::<f32>::of(ep)?;
+    let out = super::conv::run_kept(geom, x, kernel, kept, vectors.cpu(), ep.residual)?;
     Ok(<f32 as StorageElement>::wrap(out))
 }
 
@@ -132,15 +150,8 @@ impl Tensor {
             k: &Tensor,
             ep: &ConvEpilogue<'_>,
         ) -> Result<crate::CpuStorage> {
-            let vec = |t: Option<&Tensor>| t.map(|t| t.to_vec::<T>()).transpose();
-            let (bias, scale, shift) = (vec(ep.bias)?, vec(ep.scale)?, vec(ep.shift)?);
-            let cpu_ep = tlx_cpu::conv::Epilogue {
-                bias: bias.as_deref(),
-                scale: scale.as_deref(),
-                shift: shift.as_deref(),
-                residual: None,
-                act: ep.act,
-            };
+            let vectors = EpilogueVectors::<T>::of(ep)?;
+            let cpu_ep = vectors.cpu();
             // Overwritten entirely (bias or β = 0): a recycled buffer will do.
             let mut out = crate::recycle::output_buffer::<T>(geom.output_shape().iter().product());
             x.with_slice::<T, _>(|xs| {
