@@ -35,6 +35,11 @@ pub struct Epilogue<'a, T> {
 }
 
 impl<'a, T: Float> Epilogue<'a, T> {
+    /// The epilogue that changes nothing.
+    pub fn identity() -> Self {
+        Epilogue { bias: None, scale: None, shift: None, residual: None, act: EpilogueAct::Linear }
+    }
+
     /// Whether applying it leaves every value unchanged.
     pub fn is_identity(&self) -> bool {
         self.bias.is_none()

@@ -22,15 +22,9 @@ pub enum KeptKernel {
     },
 }
 
-impl std::fmt::Debug for OwnedPackedBs {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "OwnedPackedBs({} bytes)", self.bytes())
-    }
-}
-
 impl KeptKernel {
-    /// How `g` runs with a kept f32 kernel: `Winograd2x2`/`Winograd4x4` (see
-    /// [`winograd::kept_kernel_algorithm`]) or `Direct` (packed); `None` where nothing is
+    /// How `g` runs with a kept f32 kernel: `Winograd2x2`/`Winograd4x4` (where Winograd's
+    /// cost model, with the kernel's transform paid once, expects a gain) or `Direct` (packed); `None` where nothing is
     /// kept (grouped and depthwise convolutions, and small patches, which have their own
     /// kernels). Callers key the kept kernel by it (batch size and image size can change it).
     pub fn algorithm(g: &Conv2dGeometry) -> Option<ConvAlgorithm> {

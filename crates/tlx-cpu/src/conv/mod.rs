@@ -42,7 +42,7 @@ use crate::gemm::{gemm, MatRef};
 pub use epilogue::{Epilogue, EpilogueAct};
 pub use kept::{conv2d_forward_fused_kept, KeptKernel};
 use tlx_core::{Conv2dGeometry, DType, Float};
-pub use winograd::{kept_kernel_algorithm, set_conv_algorithm, ConvAlgorithm, WinogradKernel};
+pub use winograd::{set_conv_algorithm, ConvAlgorithm, WinogradKernel};
 
 /// Knobs of the tiling and threading decisions (tests shrink them to reach every path on
 /// small shapes).

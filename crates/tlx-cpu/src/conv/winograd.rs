@@ -21,8 +21,8 @@
 //! Per call, a cost model picks the direct convolution, F(2×2) or F(4×4). The kernel's
 //! transform is paid on every call, which keeps small maps direct, unless the caller keeps it
 //! ([`WinogradKernel`]: tlx-tensor does, with the weights' storage, whenever no gradient is
-//! recorded), when only reading it is counted. [`set_conv_algorithm`] (or `TLX_CONV_WINOGRAD=0`, `2`, `4`) turns Winograd off or
-//! forces a tile size.
+//! recorded), when only reading it is counted. [`set_conv_algorithm`] (or
+//! `TLX_CONV_WINOGRAD=0`, `2`, `4`) turns Winograd off or forces a tile size.
 
 use super::im2col::col_stride;
 use super::winograd_tiles as tiles;
@@ -330,7 +330,7 @@ impl std::fmt::Debug for WinogradKernel {
 
 impl WinogradKernel {
     /// `kernel` `[3, 3, c_in, c_out]` of `g` transformed for `algorithm` (`Winograd2x2` or
-    /// `Winograd4x4`, as [`kept_kernel_algorithm`] picks); `None` for the others, or when
+    /// `Winograd4x4`, as `kept_kernel_algorithm` picks); `None` for the others, or when
     /// `g` is not a 3×3 stride-1 ungrouped convolution of that kernel's size.
     pub fn new(algorithm: ConvAlgorithm, g: &Conv2dGeometry, kernel: &[f32]) -> Option<WinogradKernel> {
         let tr = match algorithm {
@@ -349,15 +349,6 @@ impl WinogradKernel {
         Some(WinogradKernel { tr, c_in: g.c_in, c_out: g.c_out, packed })
     }
 
-    /// The tile size it was transformed for.
-    pub fn algorithm(&self) -> ConvAlgorithm {
-        if self.tr.m == 4 {
-            ConvAlgorithm::Winograd4x4
-        } else {
-            ConvAlgorithm::Winograd2x2
-        }
-    }
-
     /// Bytes it holds.
     pub fn bytes(&self) -> usize {
         self.packed.bytes()
@@ -368,7 +359,7 @@ impl WinogradKernel {
 /// ([`WinogradKernel`]): `Winograd2x2` or `Winograd4x4` where that is expected to beat the
 /// direct convolution without the per-call kernel transform (or is forced by
 /// [`set_conv_algorithm`] / `TLX_CONV_WINOGRAD`), else `Direct`.
-pub fn kept_kernel_algorithm(g: &Conv2dGeometry) -> ConvAlgorithm {
+pub(super) fn kept_kernel_algorithm(g: &Conv2dGeometry) -> ConvAlgorithm {
     match choose_for(g, &Tuning::new(), true) {
         Some(tr) if tr.m == 4 => ConvAlgorithm::Winograd4x4,
         Some(_) => ConvAlgorithm::Winograd2x2,
@@ -388,7 +379,7 @@ pub(super) fn forward_kept(
 ) {
     assert!(
         unit_3x3(g) && (g.c_in, g.c_out) == (wk.c_in, wk.c_out),
-        "conv2d_forward_winograd: {wk:?} does not fit geometry {g:?}"
+        "conv2d_forward_fused_kept: {wk:?} does not fit geometry {g:?}"
     );
     run_blocks(wk.tr, g, &wk.packed.views(), input, None, ep, out, t)
 }

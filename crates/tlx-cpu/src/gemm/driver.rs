@@ -157,8 +157,13 @@ fn block_size(len: usize, max: usize, unit: usize) -> usize {
 
 /// The part of `buf` that starts at a 64-byte boundary (callers ask for 16 extra floats).
 pub(super) fn aligned(buf: &mut [f32]) -> &mut [f32] {
-    let off = buf.as_ptr().align_offset(64).min(16);
+    let off = aligned_start(buf);
     &mut buf[off..]
+}
+
+/// Where [`aligned`]'s part of `buf` starts.
+pub(super) fn aligned_start(buf: &[f32]) -> usize {
+    buf.as_ptr().align_offset(64).min(16)
 }
 
 /// Where the tiles of one A block read A from.

@@ -86,7 +86,7 @@ impl OwnedPackedBs {
         let shape = Shape::of(bs);
         let len = shape.map_or(0, |s| bs.len() * s.one);
         let mut buf = vec![0f32; len + 16];
-        let start = buf.as_ptr().align_offset(64).min(16);
+        let start = driver::aligned_start(&buf);
         if let Some(shape) = shape {
             shape.pack(bs, &mut buf[start..][..len]);
         }
@@ -104,6 +104,12 @@ impl OwnedPackedBs {
     /// Bytes held.
     pub fn bytes(&self) -> usize {
         self.buf.len() * 4
+    }
+}
+
+impl std::fmt::Debug for OwnedPackedBs {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "OwnedPackedBs({} matrices, {} bytes)", self.count, self.bytes())
     }
 }
 

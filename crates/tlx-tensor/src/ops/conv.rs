@@ -84,21 +84,13 @@ impl Tensor {
         // Without a gradient to record (inference, a frozen layer), an f32 kernel runs in its
         // kept form (transformed for Winograd or packed), as the fused convolution's does
         // (same bits).
-        let recording = crate::is_grad_enabled() && (self.requires_grad() || kernel.requires_grad());
+        let op = Op::Conv2d { x: self.clone(), kernel: kernel.clone(), geom };
         let kept = match self.dtype() {
-            tlx_core::DType::F32 if !recording => kept_kernel(&geom, &k)?,
+            tlx_core::DType::F32 if !crate::autograd::should_record(&op) => kept_kernel(&geom, &k)?,
             _ => None,
         };
         if let Some(kept) = kept {
-            let identity = tlx_cpu::conv::Epilogue::<f32> {
-                bias: None,
-                scale: None,
-                shift: None,
-                residual: None,
-                act: tlx_cpu::conv::EpilogueAct::Linear,
-            };
-            let out = run_kept(&geom, &x, &k, &kept, identity, None)?;
-            let op = Op::Conv2d { x: self.clone(), kernel: kernel.clone(), geom };
+            let out = run_kept(&geom, &x, &k, &kept, tlx_cpu::conv::Epilogue::identity(), None)?;
             return Ok(Tensor::from_storage(f32::wrap(out), Shape::from(geom.output_shape()), Some(op)));
         }
         let storage = with_float!(self.dtype(), "conv2d", T => {
@@ -108,7 +100,6 @@ impl Tensor {
                 T::wrap(out)
             }))??
         });
-        let op = Op::Conv2d { x: self.clone(), kernel: kernel.clone(), geom };
         Ok(Tensor::from_storage(storage, Shape::from(geom.output_shape()), Some(op)))
     }
 

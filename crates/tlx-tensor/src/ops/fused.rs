@@ -71,20 +71,6 @@ impl<T: StorageElement> EpilogueVectors<T> {
     }
 }
 
-/// The fused convolution through a kept kernel (f32): as `run` in
-/// [`Tensor::conv2d_fused`], the kernel's preparation skipped.
-fn run_kept(
-    geom: &Conv2dGeometry,
-    x: &Tensor,
-    kernel: &Tensor,
-    kept: &tlx_cpu::conv::KeptKernel,
-    ep: &ConvEpilogue<'_>,
-) -> Result<crate::CpuStorage> {
-    let vectors = EpilogueVectors::<f32>::of(ep)?;
-    let out = super::conv::run_kept(geom, x, kernel, kept, vectors.cpu(), ep.residual)?;
-    Ok(<f32 as StorageElement>::wrap(out))
-}
-
 impl Tensor {
     /// `act((conv2d(self, kernel) + bias)·scale + shift + residual)` (see [`ConvEpilogue`]),
     /// computed in one pass when no gradient is recorded; otherwise as the separate ops.
@@ -171,7 +157,11 @@ impl Tensor {
         }
         let storage = match self.dtype() {
             DType::F32 => match super::conv::kept_kernel(&geom, &k)? {
-                Some(kept) => run_kept(&geom, &x, &k, &kept, &ep)?,
+                // The kernel's preparation skipped (kept from an earlier call).
+                Some(kept) => {
+                    let vectors = EpilogueVectors::<f32>::of(&ep)?;
+                    f32::wrap(super::conv::run_kept(&geom, &x, &k, &kept, vectors.cpu(), ep.residual)?)
+                }
                 None => run::<f32>(&geom, &x, &k, &ep)?,
             },
             _ => run::<f64>(&geom, &x, &k, &ep)?,
