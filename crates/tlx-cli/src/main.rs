@@ -110,6 +110,24 @@ fn main() -> ExitCode {
         }
     };
     let result = match cli.command {
+        // Its own pools, one per `--threads`.
+        Command::Bench(a) => bench::run(a),
+        // On a thread of the kernels' pool, as `Trainer::fit` runs: the many small parallel
+        // operations of a pass then fork from a worker instead of waking this thread.
+        command => tlx_cpu::on_worker(|| run(command)),
+    };
+    match result {
+        Ok(code) => code,
+        Err(msg) => {
+            eprintln!("tlx: error: {msg}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+/// Runs a command other than `bench`.
+fn run(command: Command) -> Result<ExitCode, String> {
+    match command {
         Command::Conformance(a) => conformance::run(a),
         Command::Train(a) => train::run(a, train::Mode::Train),
         Command::Finetune(a) => train::run(a, train::Mode::Finetune),
@@ -119,12 +137,5 @@ fn main() -> ExitCode {
         Command::Predict(a) => predict::run(a),
         Command::Evaluate(a) => evaluate::run(a),
         Command::Bench(a) => bench::run(a),
-    };
-    match result {
-        Ok(code) => code,
-        Err(msg) => {
-            eprintln!("tlx: error: {msg}");
-            ExitCode::from(2)
-        }
     }
 }

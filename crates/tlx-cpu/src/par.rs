@@ -13,6 +13,21 @@ pub(crate) fn threads() -> usize {
     rayon::current_num_threads()
 }
 
+/// Runs `f` on a thread of the current rayon pool: directly when the caller is already one,
+/// else handed to the global pool while the caller waits. A loop of many small parallel
+/// operations (a training loop) should run this way: from a worker, each operation forks
+/// with `join` and the worker goes on with its own part (taking the other back if no thread
+/// is free yet), while from an outside thread every operation is queued to the pool and the
+/// caller sleeps until a worker has woken, run it and woken the caller in turn — two
+/// thread wake-ups per operation, a fifth of a Fashion-MNIST MLP training step.
+pub fn on_worker<R: Send>(f: impl FnOnce() -> R + Send) -> R {
+    if rayon::current_thread_index().is_some() {
+        f()
+    } else {
+        rayon::scope(|_| f())
+    }
+}
+
 /// A mutable slice that several tasks write concurrently, each through its own disjoint range.
 pub(crate) struct SharedMut<T> {
     ptr: *mut T,

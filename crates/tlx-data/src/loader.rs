@@ -16,7 +16,7 @@ use crate::dataset::{Dataset, Labels};
 use crate::error::{Error, Result};
 use crate::examples::example_len;
 use rayon::prelude::*;
-use std::sync::mpsc::{sync_channel, Receiver};
+use std::sync::mpsc::{sync_channel, Receiver, RecvError, TryRecvError};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use tlx_tensor::{Rng, Tensor};
@@ -240,7 +240,7 @@ impl Iterator for Epoch {
                 *next += 1;
                 r
             }
-            Inner::Prefetch { rx, .. } => match rx.as_ref().map(|r| r.recv()) {
+            Inner::Prefetch { rx, .. } => match rx.as_ref().map(receive) {
                 Some(Ok(r)) => r,
                 _ => Err(Error::invalid("prefetch", "the prefetch thread stopped unexpectedly")),
             },
@@ -261,8 +261,51 @@ impl Drop for Epoch {
             // Closing the channel first makes a blocked send fail, so the thread ends.
             drop(rx.take());
             if let Some(h) = handle.take() {
+                if rayon::current_thread_index().is_some() {
+                    // The thread may be inside a parallel part queued to this pool.
+                    wait_until(|| h.is_finished());
+                }
                 let _ = h.join();
             }
+        }
+    }
+}
+
+/// The prefetch thread's next batch. The thread prepares batches with rayon, so its parallel
+/// parts are queued to the pool; a consumer that is itself one of the pool's threads (a
+/// training loop run by `tlx_cpu::on_worker`) must not block while waiting, or a one-thread
+/// pool would never run them. It runs the pool's pending work instead.
+fn receive<T>(rx: &Receiver<T>) -> std::result::Result<T, RecvError> {
+    if rayon::current_thread_index().is_none() {
+        return rx.recv();
+    }
+    let mut item = None;
+    wait_until(|| match rx.try_recv() {
+        Ok(v) => {
+            item = Some(Ok(v));
+            true
+        }
+        Err(TryRecvError::Disconnected) => {
+            item = Some(Err(RecvError));
+            true
+        }
+        Err(TryRecvError::Empty) => false,
+    });
+    item.expect("wait_until returns once the condition held")
+}
+
+/// Returns once `done()` holds, running the pool's pending work meanwhile (called on a rayon
+/// thread, see [`receive`]), backing off to short sleeps when there is none.
+fn wait_until(mut done: impl FnMut() -> bool) {
+    let mut idle_rounds = 0u32;
+    while !done() {
+        if rayon::yield_now() == Some(rayon::Yield::Executed) {
+            idle_rounds = 0;
+        } else if idle_rounds < 64 {
+            idle_rounds += 1;
+            std::thread::yield_now();
+        } else {
+            std::thread::sleep(std::time::Duration::from_micros(50));
         }
     }
 }

@@ -275,8 +275,18 @@ impl Trainer {
         self.evaluate_batches(data, config, |t, x, y| t.test_step(x, y, None))
     }
 
-    /// Running means of `step` over a dataset's batches.
+    /// Running means of `step` over a dataset's batches (on a thread of the kernels' pool,
+    /// as in `fit`).
     pub(crate) fn evaluate_batches(
+        &self,
+        data: &Dataset,
+        config: BatchConfig,
+        step: impl Fn(&Trainer, &Tensor, &Tensor) -> Result<StepOutput> + Send,
+    ) -> Result<Logs> {
+        tlx_cpu::on_worker(|| self.evaluate_batches_here(data, config, step))
+    }
+
+    fn evaluate_batches_here(
         &self,
         data: &Dataset,
         config: BatchConfig,
@@ -306,6 +316,10 @@ impl Trainer {
 
     /// Predictions over a dataset, in order, concatenated (inference mode).
     pub fn predict(&self, data: &Dataset, batch_size: usize) -> Result<Tensor> {
+        tlx_cpu::on_worker(|| self.predict_here(data, batch_size))
+    }
+
+    fn predict_here(&self, data: &Dataset, batch_size: usize) -> Result<Tensor> {
         let batches = data.batches(BatchConfig::new(batch_size).prefetch(1))?;
         let mut outs = Vec::new();
         for batch in batches.epoch(0) {

@@ -265,3 +265,35 @@ fn bad_arguments_are_errors_not_panics() {
     let e = t.fit(&wide, &quiet(1), &mut []).unwrap_err().to_string();
     assert!(e.contains("expects shape"), "{e}");
 }
+
+/// Records which thread each training batch ended on.
+struct ThreadProbe(std::sync::Arc<std::sync::Mutex<Vec<Option<usize>>>>);
+
+impl Callback for ThreadProbe {
+    fn name(&self) -> &str {
+        "thread_probe"
+    }
+    fn on_batch_end(
+        &mut self,
+        _batch: usize,
+        _logs: &tlx_train::Logs,
+        _trainer: &mut Trainer,
+    ) -> tlx_train::Result<tlx_train::Control> {
+        self.0.lock().unwrap().push(rayon::current_thread_index());
+        Ok(tlx_train::Control::Continue)
+    }
+}
+
+#[test]
+fn the_training_loop_runs_on_a_thread_of_the_kernels_pool() {
+    // From the test's own thread (not one of rayon's), every step runs on a pool thread, so
+    // that the step's parallel kernels fork from a worker instead of waking this thread.
+    assert_eq!(rayon::current_thread_index(), None);
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let mut cbs: Vec<Box<dyn Callback>> = vec![Box::new(ThreadProbe(seen.clone()))];
+    let mut t = trainer(mlp(3, false), 0.01);
+    t.fit(&blobs(64, 2), &quiet(2), &mut cbs).unwrap();
+    let seen = seen.lock().unwrap();
+    assert!(!seen.is_empty());
+    assert!(seen.iter().all(Option::is_some), "{seen:?}");
+}

@@ -137,8 +137,19 @@ fn batch_weights(opts: &FitOptions, positions: &[usize], y: &Tensor) -> Result<O
 }
 
 impl Trainer {
-    /// Trains on `data` as Keras's `fit` does and returns the History.
+    /// Trains on `data` as Keras's `fit` does and returns the History. The loop runs on a
+    /// thread of the kernels' rayon pool (`tlx_cpu::on_worker`), where its many small
+    /// parallel operations fork without waking the caller each time.
     pub fn fit(
+        &mut self,
+        data: &Dataset,
+        opts: &FitOptions,
+        callbacks: &mut [Box<dyn Callback>],
+    ) -> Result<History> {
+        tlx_cpu::on_worker(|| self.fit_on_worker(data, opts, callbacks))
+    }
+
+    fn fit_on_worker(
         &mut self,
         data: &Dataset,
         opts: &FitOptions,

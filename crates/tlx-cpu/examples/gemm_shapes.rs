@@ -1,0 +1,36 @@
+//! Times the products of a Fashion-MNIST MLP training step (batch 32) one by one.
+use std::time::Instant;
+use tlx_cpu::gemm::{gemm, MatRef};
+
+fn main() {
+    let threads: usize = std::env::args().nth(1).and_then(|s| s.parse().ok()).unwrap_or(1);
+    let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
+    // (name, m, k, n, a transposed, b transposed)
+    let shapes = [
+        ("fwd1 32x784x300", 32, 784, 300, false, false),
+        ("dW1 784x32x300 (A=X^T)", 784, 32, 300, true, false),
+        ("fwd2 32x300x100", 32, 300, 100, false, false),
+        ("dW2 300x32x100", 300, 32, 100, true, false),
+        ("dX2 32x100x300 (B=W^T)", 32, 100, 300, false, true),
+    ];
+    for (name, m, k, n, at, bt) in shapes {
+        let a: Vec<f32> = (0..m * k).map(|i| (i % 7) as f32 * 0.1).collect();
+        let b: Vec<f32> = (0..k * n).map(|i| (i % 5) as f32 * 0.1).collect();
+        let mut c = vec![0f32; m * n];
+        let am = if at { MatRef::row_major(&a, k, m).t() } else { MatRef::row_major(&a, m, k) };
+        let bm = if bt { MatRef::row_major(&b, n, k).t() } else { MatRef::row_major(&b, k, n) };
+        let reps = 2000;
+        let mut best = f64::MAX;
+        pool.install(|| {
+            for _ in 0..5 {
+                let t = Instant::now();
+                for _ in 0..reps {
+                    gemm(1.0, am, bm, 0.0, &mut c, n);
+                }
+                best = best.min(t.elapsed().as_secs_f64() / reps as f64);
+            }
+        });
+        let gf = 2.0 * (m * n * k) as f64 / best / 1e9;
+        println!("{name:28} {:8.1} us  {gf:6.1} GFLOP/s", best * 1e6);
+    }
+}
