@@ -7,6 +7,10 @@ fn main() {
     let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
     // (name, m, k, n, a transposed, b transposed)
     let shapes = [
+        ("conv2 expand 3136x64x256", 3136, 64, 256, false, false),
+        ("conv3 expand 784x128x512", 784, 128, 512, false, false),
+        ("conv4 expand 196x256x1024", 196, 256, 1024, false, false),
+        ("conv2 reduce 3136x256x64", 3136, 256, 64, false, false),
         ("fwd1 32x784x300", 32, 784, 300, false, false),
         ("dW1 784x32x300 (A=X^T)", 784, 32, 300, true, false),
         ("fwd2 32x300x100", 32, 300, 100, false, false),

@@ -79,6 +79,33 @@ pub fn recycle(t: Tensor) {
     });
 }
 
+/// The buffer of `t` as a `Vec`, when `t` is its only handle and shows all of it in order
+/// (an owned, contiguous CPU tensor from offset 0 that no view, gradient or graph shares),
+/// for an op to overwrite in place; otherwise `t` back, untouched. Works inside a scope or
+/// not.
+pub(crate) fn take_whole<T: StorageElement>(t: Tensor) -> std::result::Result<Vec<T>, Tensor> {
+    let whole = t.device() == Device::Cpu
+        && T::DTYPE == t.dtype()
+        && !t.requires_grad()
+        && t.layout().is_contiguous()
+        && t.layout().offset() == 0
+        && Arc::strong_count(&t.0) == 1
+        && Arc::weak_count(&t.0) == 0
+        && Arc::strong_count(&t.0.storage) == 1
+        && Arc::weak_count(&t.0.storage) == 0
+        && t.0.storage.read().is_ok_and(|s| !s.is_mapped() && s.len() == t.numel());
+    if !whole {
+        return Err(t);
+    }
+    // The checks above leave no other handle that could share or clone what is unwrapped.
+    let node = Arc::try_unwrap(t.0).unwrap_or_else(|_| unreachable!("the only handle"));
+    let cell = Arc::try_unwrap(node.storage).unwrap_or_else(|_| unreachable!("the only handle"));
+    match cell.into_inner() {
+        Ok(Storage::Cpu(s)) => Ok(T::unwrap(s).unwrap_or_else(|_| unreachable!("dtype checked"))),
+        _ => unreachable!("an unpoisoned CPU storage, checked"),
+    }
+}
+
 /// A kept buffer of `n` elements of `T` (one of `n` to `2n`, truncated), if any: its
 /// contents are earlier values, to be overwritten.
 pub(crate) fn take<T: StorageElement>(n: usize) -> Option<Vec<T>> {

@@ -118,6 +118,7 @@ impl<'a> Epilogue<'a, f32> {
             scale: self.scale,
             shift: self.shift,
             residual: self.residual.map(|r| (&r[first_row * c..], c)),
+            residual_in_c: false,
             act: self.act,
         }
     }

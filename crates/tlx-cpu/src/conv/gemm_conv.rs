@@ -124,7 +124,7 @@ pub(super) fn forward<T: Float>(
     out: &mut [T],
     t: &Tuning,
 ) {
-    forward_kept(g, input, kernel, None, bias, ep, out, t)
+    forward_kept(g, input, kernel, None, bias, ep, false, out, t)
 }
 
 /// [`forward`] with the kernel matrix `kept` packed by an earlier call (f32, one group; a
@@ -137,9 +137,11 @@ pub(super) fn forward_kept<T: Float>(
     kept: Option<&PackedB<'_>>,
     bias: Option<&[T]>,
     ep: Option<&Epilogue<'_, T>>,
+    residual_in_out: bool,
     out: &mut [T],
     t: &Tuning,
 ) {
+    debug_assert!(!residual_in_out || (kept.is_some() && ep.is_some() && bias.is_none()));
     let k_row = g.kh * g.kw * g.c_in_per_group();
     let m = g.n * g.out_h * g.out_w;
     let parallel = t.parallel(m * k_row * g.c_out);
@@ -174,7 +176,12 @@ pub(super) fn forward_kept<T: Float>(
                     (Some(pb), Some(ep)) => {
                         // One group and f32 (the kernel was packed): the tile's columns are
                         // the output channels, its rows output rows r0.. (the residual's).
-                        let ops = ep.as_f32().output_ops(r0, g.c_out);
+                        // With the residual in the output, each element is read just
+                        // before it is overwritten (`OutputOps::residual_in_c`).
+                        let ops = crate::gemm::OutputOps {
+                            residual_in_c: residual_in_out,
+                            ..ep.as_f32().output_ops(r0, g.c_out)
+                        };
                         let c = bytemuck::cast_slice_mut::<T, f32>(out_tile);
                         gemm_packed_ops(1.0, as_f32(a), pb, beta.to_f32(), c, g.c_out, inner, &ops);
                     }

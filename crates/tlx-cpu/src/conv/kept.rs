@@ -55,6 +55,18 @@ impl KeptKernel {
         }
     }
 
+    /// Whether [`conv2d_forward_fused_kept_over_residual`] can run `g` with it: a kernel
+    /// matrix packed for the GEMM (one group) whose products run in one depth block (`c_in`
+    /// up to the micro-kernel's depth block for a pointwise convolution: 256 with AVX2).
+    pub fn overwrites_residual(&self, g: &Conv2dGeometry) -> bool {
+        match self {
+            KeptKernel::Packed { packed, shape } => {
+                *shape == g.kernel_shape() && g.groups == 1 && packed.views()[0].one_depth_block()
+            }
+            KeptKernel::Winograd(_) => false,
+        }
+    }
+
     /// Bytes it holds.
     pub fn bytes(&self) -> usize {
         match self {
@@ -90,9 +102,37 @@ pub fn conv2d_forward_fused_kept(
                 "conv2d_forward_fused_kept: {kept:?} for {g:?}"
             );
             let views = packed.views();
-            gemm_conv::forward_kept(g, input, kernel, Some(&views[0]), None, ep, out, &t)
+            gemm_conv::forward_kept(g, input, kernel, Some(&views[0]), None, ep, false, out, &t)
         }
     }
+}
+
+/// [`conv2d_forward_fused_kept`] with the residual in `out` on entry (`ep.residual` must be
+/// `None`): each output element is stored over its residual, read just before, so a residual
+/// block needs no separate output buffer and reads one stream less. The same bits as with
+/// the residual apart. Panics unless [`KeptKernel::overwrites_residual`] holds for `g` and
+/// the slices fit `g`.
+pub fn conv2d_forward_fused_kept_over_residual(
+    g: &Conv2dGeometry,
+    input: &[f32],
+    kernel: &[f32],
+    kept: &KeptKernel,
+    ep: &Epilogue<'_, f32>,
+    out: &mut [f32],
+) {
+    check_sizes("conv2d_forward_fused_kept_over_residual", g, input.len(), kernel.len(), out.len());
+    ep.check(g.c_out, out.len());
+    assert!(
+        ep.residual.is_none() && kept.overwrites_residual(g),
+        "conv2d_forward_fused_kept_over_residual: {kept:?} for {g:?} (a residual apart: {})",
+        ep.residual.is_some()
+    );
+    let KeptKernel::Packed { packed, .. } = kept else { unreachable!("checked above") };
+    if out.is_empty() {
+        return;
+    }
+    let views = packed.views();
+    gemm_conv::forward_kept(g, input, kernel, Some(&views[0]), None, Some(ep), true, out, &Tuning::new())
 }
 
 #[cfg(test)]
@@ -150,5 +190,66 @@ mod tests {
             Conv2dGeometry::new(&[1, 8, 8, 8], &[3, 3, 4, 8], (1, 1), (1, 1), Padding::Same, 2).unwrap();
         assert_eq!((KeptKernel::algorithm(&small), KeptKernel::algorithm(&grouped)), (None, None));
         assert!(KeptKernel::new(ConvAlgorithm::Auto, &small, &[0.0; 216]).is_none());
+    }
+
+    /// The output stored over its residual has the bits of the residual apart: few and many
+    /// rows (the panel, row-block and band splits), a strided 1×1 and an im2col product,
+    /// every activation, a residual with NaN, ±inf and −0.0. Kernels whose products take two
+    /// depth blocks, and Winograd kernels, decline.
+    #[test]
+    fn the_output_overwrites_its_residual_with_the_same_bits() {
+        let f32s = |v: Vec<f64>| v.into_iter().map(|x| x as f32).collect::<Vec<_>>();
+        let numel = |s: [usize; 4]| s.iter().product::<usize>();
+        let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+        for (case, (input, kernel, strides)) in [
+            ([1, 7, 7, 64], [1, 1, 64, 96], (1, 1)),
+            ([2, 30, 31, 40], [1, 1, 40, 72], (1, 1)),
+            ([1, 20, 22, 24], [1, 1, 24, 50], (2, 2)),
+            ([1, 9, 11, 12], [3, 3, 12, 20], (1, 1)),
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            let g = Conv2dGeometry::new(&input, &kernel, strides, (1, 1), Padding::Valid, 1).unwrap();
+            let x = f32s(fill(numel(g.input_shape()), 11));
+            let k = f32s(fill(numel(g.kernel_shape()), 12));
+            let (bias, scale) = (f32s(fill(g.c_out, 13)), f32s(fill(g.c_out, 14)));
+            let mut r = f32s(fill(numel(g.output_shape()), 15));
+            for (i, v) in r.iter_mut().enumerate() {
+                match i % 37 {
+                    5 => *v = f32::NAN,
+                    9 => *v = f32::INFINITY,
+                    17 => *v = f32::NEG_INFINITY,
+                    23 => *v = -0.0,
+                    _ => {}
+                }
+            }
+            let kept = KeptKernel::new(ConvAlgorithm::Direct, &g, &k).expect("fits");
+            assert!(kept.overwrites_residual(&g), "{g:?}");
+            for act in [EpilogueAct::Linear, EpilogueAct::Relu, EpilogueAct::Relu6] {
+                let apart = Epilogue {
+                    bias: Some(&bias),
+                    scale: (case % 2 == 0).then_some(&scale[..]),
+                    shift: None,
+                    residual: Some(&r),
+                    act,
+                };
+                let mut want = vec![f32::NAN; r.len()];
+                conv2d_forward_fused_kept(&g, &x, &k, &kept, &apart, &mut want);
+                let mut got = r.clone();
+                let in_out = Epilogue { residual: None, ..apart };
+                conv2d_forward_fused_kept_over_residual(&g, &x, &k, &kept, &in_out, &mut got);
+                assert!(bits(&got) == bits(&want), "{g:?} {act:?}: in place and apart differ");
+            }
+        }
+        // A depth of two blocks (c_in past any micro-kernel's depth block) and Winograd.
+        let deep = Conv2dGeometry::new(&[1, 4, 4, 1100], &[1, 1, 1100, 8], (1, 1), (1, 1), Padding::Valid, 1)
+            .unwrap();
+        let kept = KeptKernel::new(ConvAlgorithm::Direct, &deep, &vec![0.5; 8800]).expect("fits");
+        assert!(!kept.overwrites_residual(&deep));
+        let w =
+            Conv2dGeometry::new(&[1, 12, 12, 16], &[3, 3, 16, 16], (1, 1), (1, 1), Padding::Same, 1).unwrap();
+        let kept = KeptKernel::new(ConvAlgorithm::Winograd4x4, &w, &vec![0.5; 2304]).expect("fits");
+        assert!(!kept.overwrites_residual(&w));
     }
 }

@@ -40,7 +40,7 @@ mod winograd_tiles;
 
 use crate::gemm::{gemm, MatRef};
 pub use epilogue::{Epilogue, EpilogueAct};
-pub use kept::{conv2d_forward_fused_kept, KeptKernel};
+pub use kept::{conv2d_forward_fused_kept, conv2d_forward_fused_kept_over_residual, KeptKernel};
 use tlx_core::{Conv2dGeometry, DType, Float};
 pub use winograd::{set_conv_algorithm, ConvAlgorithm, WinogradKernel};
 

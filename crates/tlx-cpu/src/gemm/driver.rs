@@ -93,9 +93,15 @@ pub(super) fn sgemm(
     }
     if let Some(o) = ops {
         o.check(m, n);
+        if o.residual_in_c {
+            assert!(
+                beta == 0.0 && k >= 1 && depth_block(ker, k) >= k,
+                "gemm: a residual in C needs beta = 0 and one depth block (beta {beta}, depth {k})"
+            );
+        }
     }
     if k == 0 {
-        let tile_ops = ops.map(|o| o.at(0, 0));
+        let tile_ops = ops.map(|o| o.at(0, 0, std::ptr::null(), 0));
         for (i, row) in c.chunks_mut(ldc).take(m).enumerate() {
             for (j, x) in row[..n].iter_mut().enumerate() {
                 *x = if beta == 0.0 { 0.0 } else { *x * beta };
@@ -227,19 +233,20 @@ unsafe fn tiles_down(
             // SAFETY: row r0 < rows of the block lies inside A (caller's contract).
             ABlock::Direct(a0, lda) => (unsafe { a0.add(r0 * lda) }, lda),
         };
+        let c_tile = c.ptr_at((i0 + r0) * ldc + j0);
         let t = Tile {
             k: kc,
             a,
             lda,
             b,
             ldb,
-            c: c.ptr_at((i0 + r0) * ldc + j0),
+            c: c_tile,
             ldc,
             rows: ker.mr.min(rows - r0),
             cols,
             alpha,
             beta,
-            ops: ops.map(|(o, offset)| o.at(offset + i0 + r0, j0)),
+            ops: ops.map(|(o, offset)| o.at(offset + i0 + r0, j0, c_tile, ldc)),
         };
         // SAFETY: the caller's contract covers the tile; `ker` was built for this CPU.
         unsafe { (ker.tile)(&t) };

@@ -43,6 +43,11 @@ pub struct OutputOps<'a> {
     pub shift: Option<&'a [f32]>,
     /// C-shaped, element (i, j) at `[i·ld + j]`: `(values, ld)`.
     pub residual: Option<(&'a [f32], usize)>,
+    /// C's values on entry are the residual (`residual` must then be `None`): the result
+    /// overwrites it in place, saving a separate output buffer and a read stream. Needs
+    /// β = 0 and a product of one depth block ([`PackedB::one_depth_block`]), so that each
+    /// element of C is read once, just before its final value is stored over it.
+    pub residual_in_c: bool,
     pub act: crate::conv::EpilogueAct,
 }
 
@@ -54,6 +59,7 @@ impl OutputOps<'_> {
                 assert!(v.len() >= n, "gemm: {what} has {} values for {n} columns", v.len());
             }
         }
+        assert!(!(self.residual_in_c && self.residual.is_some()), "gemm: a residual both in C and apart");
         if let Some((r, ld)) = self.residual {
             assert!(ld >= n, "gemm: residual row stride {ld} < {n} columns");
             let need = if m == 0 || n == 0 { 0 } else { (m - 1) * ld + n };
@@ -65,15 +71,24 @@ impl OutputOps<'_> {
         }
     }
 
-    /// The pointers for the tile whose element (0, 0) is C's (row, col) (inside C, checked).
-    fn at(&self, row: usize, col: usize) -> kernel::TileOps {
+    /// The pointers for the tile whose element (0, 0) is C's (row, col) (inside C, checked),
+    /// whose C starts at `c` with row stride `ldc` (the residual's place when it is in C).
+    fn at(&self, row: usize, col: usize, c: *const f32, ldc: usize) -> kernel::TileOps {
         let column = |v: Option<&[f32]>| v.map_or(std::ptr::null(), |v| v[col..].as_ptr());
         kernel::TileOps {
             bias: column(self.bias),
             scale: column(self.scale),
             shift: column(self.shift),
-            residual: self.residual.map_or(std::ptr::null(), |(r, ld)| r[row * ld + col..].as_ptr()),
-            ldr: self.residual.map_or(0, |(_, ld)| ld),
+            residual: match self.residual {
+                Some((r, ld)) => r[row * ld + col..].as_ptr(),
+                None if self.residual_in_c => c,
+                None => std::ptr::null(),
+            },
+            ldr: match self.residual {
+                Some((_, ld)) => ld,
+                None if self.residual_in_c => ldc,
+                None => 0,
+            },
             act: self.act,
         }
     }

@@ -41,6 +41,11 @@ impl<'s> PackedB<'s> {
         self.n
     }
 
+    /// Whether products with it run in one depth block (as `OutputOps::residual_in_c` needs).
+    pub fn one_depth_block(&self) -> bool {
+        self.k >= 1 && self.kc_max >= self.k
+    }
+
     /// The packed panels for depth block `p0..p0+kc` (a block boundary) and columns
     /// `j0..j0+cols` (`j0` a multiple of NR): `b_len(cols, kc, nr)` floats.
     pub(super) fn panels(&self, p0: usize, kc: usize, j0: usize, cols: usize) -> &'s [f32] {

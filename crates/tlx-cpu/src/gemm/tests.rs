@@ -537,6 +537,7 @@ fn output_ops_in_the_micro_kernel_equal_the_separate_passes_bit_for_bit() {
                 scale: (case != 1).then_some(&scale[..]),
                 shift: (case != 2).then_some(&shift[..]),
                 residual: (case != 0 || m > 100).then_some((&residual[..], ldr)),
+                residual_in_c: false,
                 act,
             };
             // C[i, j] after the operations, given its plain value.

@@ -239,14 +239,15 @@ impl Model {
         uses
     }
 
-    /// Runs the fused chain starting at node `j` (whose arguments are `args`; `fetch` gives
-    /// any other value the chain reads), if one does. Returns its result and its last node.
+    /// Runs the fused chain starting at node `j` (whose arguments are `args`; `fetch(s, last)`
+    /// gives any other value the chain `j..=last` reads, handed over when the chain is its
+    /// last reader), if one does. Returns its result and its last node.
     #[allow(clippy::too_many_arguments)]
     pub(super) fn run_fused(
         &self,
         j: usize,
         args: &[Tensor],
-        fetch: &dyn Fn(&Source) -> Result<Tensor>,
+        fetch: &mut dyn FnMut(&Source, usize) -> Result<Tensor>,
         uses: &[usize],
         end: usize,
         ctx: &Context,
@@ -280,15 +281,16 @@ impl Model {
                     }
                     _ => (None, None),
                 };
-                let residual = residual.as_ref().map(fetch).transpose()?;
-                let ep = ConvEpilogue {
-                    bias,
-                    scale: scale.as_ref(),
-                    shift: shift.as_ref(),
-                    residual: residual.as_ref(),
-                    act,
-                };
-                args[0].conv2d_fused(&kernel, strides, dilation, padding, groups, ep).map_err(wrap(conv))?
+                let ep =
+                    ConvEpilogue { bias, scale: scale.as_ref(), shift: shift.as_ref(), residual: None, act };
+                match residual.as_ref().map(|s| fetch(s, chain.last)).transpose()? {
+                    // Stored over the residual where the chain holds its only handle.
+                    Some(r) => {
+                        args[0].conv2d_fused_over_residual(&kernel, strides, dilation, padding, groups, ep, r)
+                    }
+                    None => args[0].conv2d_fused(&kernel, strides, dilation, padding, groups, ep),
+                }
+                .map_err(wrap(conv))?
             }
         };
         Ok(Some((y, chain.last)))

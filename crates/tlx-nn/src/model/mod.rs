@@ -374,7 +374,7 @@ impl Model {
         while j < end {
             let node = &self.nodes[j];
             let started = ctx.profile.is_some().then(std::time::Instant::now);
-            let fetch = |s: &Source| match s {
+            let fetch = |values: &[Option<Tensor>], s: &Source| match s {
                 Source::Input(i) => inputs.get(*i).cloned().ok_or_else(|| {
                     Error::Msg(format!(
                         "model '{}': node {j} reads model input {i}, which was not given",
@@ -385,9 +385,17 @@ impl Model {
                     Error::Msg(format!("model '{}': node {k} used after it was freed", self.base.name))
                 }),
             };
-            let args: Vec<Tensor> = node.inputs.iter().map(fetch).collect::<Result<_>>()?;
+            let args: Vec<Tensor> = node.inputs.iter().map(|s| fetch(&values, s)).collect::<Result<_>>()?;
             let layer = &self.layers[node.layer];
-            let fused = self.run_fused(j, &args, &fetch, &uses, end, ctx)?;
+            // A value a fused chain j..=last reads for the last time is handed over (taken
+            // from `values`), so that the chain may overwrite it in place.
+            let mut fetch_for_chain = |s: &Source, last: usize| match s {
+                Source::Node(k) if (j..=last).contains(&last_use[*k]) && values[*k].is_some() => {
+                    Ok(values[*k].take().expect("checked"))
+                }
+                _ => fetch(&values, s),
+            };
+            let fused = self.run_fused(j, &args, &mut fetch_for_chain, &uses, end, ctx)?;
             let last = if let Some((y, last)) = fused {
                 values[last] = Some(y);
                 last

@@ -45,6 +45,21 @@ fn fusable(ts: &[&Tensor]) -> bool {
         && ts.iter().all(|t| t.dtype() == ts[0].dtype())
 }
 
+/// Errors unless the epilogue's per-channel vectors have `[c_out]` entries.
+fn check_vectors(op: &'static str, geom: &Conv2dGeometry, ep: &ConvEpilogue<'_>) -> Result<()> {
+    for (what, t) in [("bias", ep.bias), ("scale", ep.scale), ("shift", ep.shift)] {
+        if let Some(t) = t {
+            if t.dims() != [geom.c_out] {
+                return Err(Error::shape(
+                    op,
+                    format!("{what} must have shape [{}], got {}", geom.c_out, t.shape()),
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
 /// A [`ConvEpilogue`]'s per-channel vectors read out as `T`, for the CPU epilogue to borrow.
 struct EpilogueVectors<T> {
     bias: Option<Vec<T>>,
@@ -116,16 +131,7 @@ impl Tensor {
             same_dtype(OP, self, t)?;
         }
         let geom = Conv2dGeometry::new(self.dims(), kernel.dims(), strides, dilation, padding, groups)?;
-        for (what, t) in [("bias", ep.bias), ("scale", ep.scale), ("shift", ep.shift)] {
-            if let Some(t) = t {
-                if t.dims() != [geom.c_out] {
-                    return Err(Error::shape(
-                        OP,
-                        format!("{what} must have shape [{}], got {}", geom.c_out, t.shape()),
-                    ));
-                }
-            }
-        }
+        check_vectors(OP, &geom, &ep)?;
         let out_shape = Shape::from(geom.output_shape());
         let (x, k) = (self.contiguous()?, kernel.contiguous()?);
         let residual = ep.residual.map(Tensor::contiguous).transpose()?;
@@ -167,6 +173,94 @@ impl Tensor {
             _ => run::<f64>(&geom, &x, &k, &ep)?,
         };
         Ok(Tensor::from_storage(storage, out_shape, None))
+    }
+
+    /// [`Tensor::conv2d_fused`] with the residual given by value (`ep.residual` must be
+    /// `None`). Where this is the residual's only handle (a residual block's shortcut at its
+    /// last use), the f32 kernel is kept and the products run in one depth block
+    /// (`tlx_cpu::conv::KeptKernel::overwrites_residual`), the output is stored over the
+    /// residual's buffer: no new buffer, one stream less, the same bits. Otherwise exactly
+    /// `conv2d_fused` with the residual.
+    #[allow(clippy::too_many_arguments)]
+    pub fn conv2d_fused_over_residual(
+        &self,
+        kernel: &Tensor,
+        strides: (usize, usize),
+        dilation: (usize, usize),
+        padding: Padding,
+        groups: usize,
+        ep: ConvEpilogue<'_>,
+        residual: Tensor,
+    ) -> Result<Tensor> {
+        const OP: &str = "conv2d_fused_over_residual";
+        if ep.residual.is_some() {
+            return Err(Error::invalid(OP, "the residual comes by value, not in the epilogue"));
+        }
+        let mut all = vec![self, kernel, &residual];
+        all.extend(ep.bias.iter().chain(&ep.scale).chain(&ep.shift).copied());
+        let residual = if fusable(&all) && all.iter().all(|t| t.dtype() == DType::F32) {
+            match self
+                .conv2d_over_owned_residual(kernel, strides, dilation, padding, groups, &ep, residual)?
+            {
+                Ok(y) => return Ok(y),
+                Err(r) => r,
+            }
+        } else {
+            residual
+        };
+        self.conv2d_fused(
+            kernel,
+            strides,
+            dilation,
+            padding,
+            groups,
+            ConvEpilogue { residual: Some(&residual), ..ep },
+        )
+    }
+
+    /// The in-place path of [`Tensor::conv2d_fused_over_residual`] (f32 on the CPU, nothing
+    /// recorded): `Ok(Err(residual))` back where it does not apply.
+    #[allow(clippy::too_many_arguments)]
+    fn conv2d_over_owned_residual(
+        &self,
+        kernel: &Tensor,
+        strides: (usize, usize),
+        dilation: (usize, usize),
+        padding: Padding,
+        groups: usize,
+        ep: &ConvEpilogue<'_>,
+        residual: Tensor,
+    ) -> Result<std::result::Result<Tensor, Tensor>> {
+        const OP: &str = "conv2d_fused_over_residual";
+        let geom = Conv2dGeometry::new(self.dims(), kernel.dims(), strides, dilation, padding, groups)?;
+        check_vectors(OP, &geom, ep)?;
+        if residual.dims() != geom.output_shape() {
+            return Ok(Err(residual));
+        }
+        let k = kernel.contiguous()?;
+        let kept = match super::conv::kept_kernel(&geom, &k)? {
+            Some(kept) if kept.overwrites_residual(&geom) => kept,
+            _ => return Ok(Err(residual)),
+        };
+        let mut out = match crate::recycle::take_whole::<f32>(residual) {
+            Ok(out) => out,
+            Err(r) => return Ok(Err(r)),
+        };
+        let x = self.contiguous()?;
+        let vectors = EpilogueVectors::<f32>::of(ep)?;
+        x.with_slice::<f32, _>(|xs| {
+            k.with_slice::<f32, _>(|ks| {
+                tlx_cpu::conv::conv2d_forward_fused_kept_over_residual(
+                    &geom,
+                    xs,
+                    ks,
+                    &kept,
+                    &vectors.cpu(),
+                    &mut out,
+                )
+            })
+        })??;
+        Ok(Ok(Tensor::from_storage(f32::wrap(out), Shape::from(geom.output_shape()), None)))
     }
 
     /// Zero padding by `(top, bottom, left, right)` then unpadded max pooling (Keras's
@@ -225,5 +319,94 @@ impl Tensor {
             _ => run::<f64>(&a, &b)?,
         };
         Ok(Tensor::from_storage(storage, self.shape().clone(), None))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{no_grad, Rng};
+
+    fn rand(dims: &[usize], seed: u64) -> Tensor {
+        Tensor::rand_uniform(dims.to_vec(), -1.0, 1.0, DType::F32, &mut Rng::new(seed)).unwrap()
+    }
+
+    /// A fresh tensor of `t`'s values: its buffer's only handle.
+    fn owned_copy(t: &Tensor) -> Tensor {
+        Tensor::from_vec(t.to_vec::<f32>().unwrap(), t.dims().to_vec()).unwrap()
+    }
+
+    fn buffer_address(t: &Tensor) -> usize {
+        t.0.storage.read().unwrap().as_slice::<f32>("test").unwrap().as_ptr() as usize
+    }
+
+    fn bits(t: &Tensor) -> Vec<u32> {
+        t.to_vec::<f32>().unwrap().iter().map(|v| v.to_bits()).collect()
+    }
+
+    /// The output is stored over a residual nobody else holds (same bits as the residual
+    /// apart); a residual with another handle, a view, a kernel that runs through Winograd
+    /// or in two depth blocks, and a recorded gradient all take the ordinary path.
+    #[test]
+    fn the_output_takes_over_a_residual_only_when_nobody_else_holds_it() {
+        let (bias, scale) = (rand(&[24], 3), rand(&[24], 4));
+        fn ep<'a>(bias: &'a Tensor, scale: &'a Tensor, residual: Option<&'a Tensor>) -> ConvEpilogue<'a> {
+            ConvEpilogue {
+                bias: Some(bias),
+                scale: Some(scale),
+                shift: None,
+                residual,
+                act: EpilogueAct::Relu,
+            }
+        }
+        let run = |x: &Tensor, k: &Tensor, r: Tensor| {
+            x.conv2d_fused_over_residual(k, (1, 1), (1, 1), Padding::Same, 1, ep(&bias, &scale, None), r)
+                .unwrap()
+        };
+        let _g = no_grad();
+        for (x_dims, k_dims, in_place) in [
+            ([2, 6, 7, 16], [1, 1, 16, 24], true),
+            ([1, 12, 12, 24], [3, 3, 24, 24], false),
+            ([1, 3, 4, 1100], [1, 1, 1100, 24], false),
+        ] {
+            let (x, k) = (rand(&x_dims, 1), rand(&k_dims, 2));
+            let r = rand(&[x_dims[0], x_dims[1], x_dims[2], 24], 5);
+            let want =
+                x.conv2d_fused(&k, (1, 1), (1, 1), Padding::Same, 1, ep(&bias, &scale, Some(&r))).unwrap();
+            // The only handle.
+            let sole = owned_copy(&r);
+            let address = buffer_address(&sole);
+            let y = run(&x, &k, sole);
+            assert_eq!(bits(&y), bits(&want), "{k_dims:?}");
+            assert_eq!(buffer_address(&y) == address, in_place, "{k_dims:?}");
+            // Another handle, or a view, keeps its values.
+            let shared = owned_copy(&r);
+            let other = shared.clone();
+            let y = run(&x, &k, shared);
+            assert_eq!(bits(&y), bits(&want));
+            assert_eq!(bits(&other), bits(&r), "the other handle's values are untouched");
+            let base = owned_copy(&r);
+            let view = base.reshape(r.dims().to_vec()).unwrap();
+            let y = run(&x, &k, view);
+            assert_eq!((bits(&y), bits(&base)), (bits(&want), bits(&r)));
+        }
+        drop(_g);
+        // Recorded: the ordinary ops, and the residual gets its gradient.
+        let (x, k) = (rand(&[1, 4, 5, 16], 6), rand(&[1, 1, 16, 24], 7));
+        let r = rand(&[1, 4, 5, 24], 8).with_grad().unwrap();
+        let y = run(&x, &k, r.clone());
+        y.sum_all().unwrap().backward().unwrap();
+        assert!(r.grad().is_some());
+        // The residual comes by value only.
+        let e = x.conv2d_fused_over_residual(
+            &k,
+            (1, 1),
+            (1, 1),
+            Padding::Same,
+            1,
+            ep(&bias, &scale, Some(&r)),
+            r.clone(),
+        );
+        assert!(e.is_err());
     }
 }
