@@ -1,4 +1,6 @@
-//! Times the products of a Fashion-MNIST MLP training step (batch 32) one by one.
+//! Times single products one by one: a Fashion-MNIST MLP training step's (batch 32), a square
+//! 1024² one, VGG16 block5's kernel-gradient tile (both operand orders) and ResNet50's 1×1
+//! convolutions at batch 1. `cargo run --release -p tlx-cpu --example gemm_shapes -- [THREADS]`.
 use std::time::Instant;
 use tlx_cpu::gemm::{gemm, MatRef};
 
@@ -7,6 +9,9 @@ fn main() {
     let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
     // (name, m, k, n, a transposed, b transposed)
     let shapes = [
+        ("square 1024", 1024, 1024, 1024, false, false),
+        ("block5 dW tile 4608x392x512 (A=col^T)", 4608, 392, 512, true, false),
+        ("block5 dW^T tile 512x392x4608 (A=dy^T)", 512, 392, 4608, true, false),
         ("conv2 expand 3136x64x256", 3136, 64, 256, false, false),
         ("conv3 expand 784x128x512", 784, 128, 512, false, false),
         ("conv4 expand 196x256x1024", 196, 256, 1024, false, false),
@@ -23,7 +28,7 @@ fn main() {
         let mut c = vec![0f32; m * n];
         let am = if at { MatRef::row_major(&a, k, m).t() } else { MatRef::row_major(&a, m, k) };
         let bm = if bt { MatRef::row_major(&b, n, k).t() } else { MatRef::row_major(&b, k, n) };
-        let reps = 2000;
+        let reps = (2_000_000_000 / (m * n * k)).clamp(3, 2000);
         let mut best = f64::MAX;
         pool.install(|| {
             for _ in 0..5 {
