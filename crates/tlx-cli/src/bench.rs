@@ -1,15 +1,17 @@
 //! `tlx bench`: the speed of this machine on the work tlx does, in forms scripts depend on.
 //!
 //! - `tlx bench gemm --size N --threads T [--json]`: square f32 GEMM, `gflops` (2·N³ per
-//!   product over the median time of the repetitions after a warm-up), `size`, `threads`,
-//!   `seconds` (the median time of one product).
+//!   product over the median time of the repetitions after a warm-up), `best_gflops` (over
+//!   the least), `size`, `threads`, `seconds` (the median time of one product).
 //! - `tlx bench model --arch vgg16 --batch 8 --threads 2 [--input-size 224] [--json]`:
 //!   inference of an application (random weights: speed does not depend on them; no top unless
 //!   `--include-top`), `ms_per_image`, `images_per_second`, `ms_per_batch`, `arch`, `batch`,
-//!   `threads`.
+//!   `threads`, and `least_ms_per_image` (the fastest repetition: on a shared machine, where
+//!   other tenants slow some repetitions down, the steadier figure to compare).
 //! - `tlx bench train --arch … --batch … [--json]`: one training step of the application's
 //!   frozen base with a new Dense head (Adam, sparse categorical cross-entropy),
-//!   `ms_per_step`, `steps_per_second`, `images_per_second`; `--unfreeze-from LAYER` trains
+//!   `ms_per_step`, `steps_per_second`, `images_per_second`, `least_ms_per_step`;
+//!   `--unfreeze-from LAYER` trains
 //!   the base from that layer on as well (fine-tuning its top, e.g. ResNet50's last stage
 //!   from `conv5_block1_1_conv`).
 //!
@@ -133,6 +135,11 @@ fn pool(c: &Common) -> Result<(tlx_cpu::ThreadPool, usize), String> {
     Ok((pool, threads))
 }
 
+/// The least of `v` (∞ when empty).
+fn least(v: &[f64]) -> f64 {
+    v.iter().copied().fold(f64::INFINITY, f64::min)
+}
+
 fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(f64::total_cmp);
     let n = v.len();
@@ -165,7 +172,7 @@ fn bench_gemm(g: GemmArgs) -> Result<ExitCode, String> {
     let (a, b) = (fill(n * n, 1, -1.0, 1.0), fill(n * n, 2, -1.0, 1.0));
     let mut c = vec![0f32; n * n];
     let flops = 2.0 * (n as f64).powi(3);
-    let seconds = pool.install(|| {
+    let (seconds, least_seconds) = pool.install(|| {
         let mut once = || {
             let t = Instant::now();
             gemm(1.0, MatRef::row_major(&a, n, n), MatRef::row_major(&b, n, n), 0.0, &mut c, n);
@@ -180,18 +187,18 @@ fn bench_gemm(g: GemmArgs) -> Result<ExitCode, String> {
         let inner = ((0.02 / first.max(1e-9)).ceil() as usize).clamp(1, 100_000);
         let times: Vec<f64> =
             (0..g.common.reps).map(|_| (0..inner).map(|_| once()).sum::<f64>() / inner as f64).collect();
-        median(times)
+        (median(times.clone()), least(&times))
     });
     let gflops = flops / seconds / 1e9;
     if g.common.json {
         println!(
             "{}",
             json!({"bench": "gemm", "size": n, "threads": threads, "reps": g.common.reps,
-                   "seconds": seconds, "gflops": gflops})
+                   "seconds": seconds, "gflops": gflops, "best_gflops": flops / least_seconds / 1e9})
         );
     } else {
-        println!("sgemm {n}x{n}x{n}, {threads} thread(s): {gflops:.1} GFLOP/s ({:.3} ms per product, median of {})",
-            seconds * 1e3, g.common.reps);
+        println!("sgemm {n}x{n}x{n}, {threads} thread(s): {gflops:.1} GFLOP/s ({:.3} ms per product, median of {}; best {:.1} GFLOP/s)",
+            seconds * 1e3, g.common.reps, flops / least_seconds / 1e9);
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -200,6 +207,8 @@ fn bench_gemm(g: GemmArgs) -> Result<ExitCode, String> {
 struct Timing {
     /// Median seconds per batch (or step).
     seconds: f64,
+    /// The fastest repetition's seconds.
+    least: f64,
     /// Total and trainable parameters.
     params: (usize, usize),
     /// With `--profile`: each layer's least time over the repetitions, in the order run.
@@ -251,7 +260,12 @@ fn time_model(m: &ModelArgs, arch: Arch, train: bool) -> Result<Timing, String> 
         let (times, profiles): (Vec<f64>, Vec<_>) =
             (0..reps).map(|_| once()).collect::<Result<Vec<_>, _>>()?.into_iter().unzip();
         let layers = m.profile.then(|| least_times(profiles.into_iter().flatten().collect()));
-        return Ok(Timing { seconds: median(times), params: (total, trainable), layers });
+        return Ok(Timing {
+            least: least(&times),
+            seconds: median(times),
+            params: (total, trainable),
+            layers,
+        });
     }
     if m.classes == 0 {
         return Err("--classes must be at least 1".into());
@@ -279,7 +293,7 @@ fn time_model(m: &ModelArgs, arch: Arch, train: bool) -> Result<Timing, String> 
         once()?;
     }
     let times = (0..reps).map(|_| once()).collect::<Result<Vec<_>, _>>()?;
-    Ok(Timing { seconds: median(times), params: (total, trainable), layers: None })
+    Ok(Timing { least: least(&times), seconds: median(times), params: (total, trainable), layers: None })
 }
 
 fn bench_model(m: ModelArgs, train: bool) -> Result<ExitCode, String> {
@@ -291,7 +305,7 @@ fn bench_model(m: ModelArgs, train: bool) -> Result<ExitCode, String> {
     if train && m.profile {
         return Err("--profile is for bench model (inference) only".into());
     }
-    let Timing { seconds, params: (params, trainable), layers } =
+    let Timing { seconds, least, params: (params, trainable), layers } =
         pool.install(|| time_model(&m, arch, train))?;
     let per_image_ms = seconds * 1e3 / m.batch as f64;
     let ips = m.batch as f64 / seconds;
@@ -299,9 +313,11 @@ fn bench_model(m: ModelArgs, train: bool) -> Result<ExitCode, String> {
     if m.common.json {
         let mut o = json!({"bench": if train { "train" } else { "model" }, "arch": arch.name(),
             "batch": m.batch, "threads": threads, "input_size": m.input_size, "reps": m.common.reps,
-            "ms_per_image": per_image_ms, "images_per_second": ips, "params": params});
+            "ms_per_image": per_image_ms, "images_per_second": ips, "params": params,
+            "least_ms_per_image": least * 1e3 / m.batch as f64});
         if train {
             o["ms_per_step"] = json!(seconds * 1e3);
+            o["least_ms_per_step"] = json!(least * 1e3);
             o["steps_per_second"] = json!(1.0 / seconds);
             o["classes"] = json!(m.classes);
             o["trainable_params"] = json!(trainable);
@@ -329,8 +345,9 @@ fn bench_model(m: ModelArgs, train: bool) -> Result<ExitCode, String> {
             "inference (no top)"
         };
         println!(
-            "{} {what}, {s}x{s}, batch {}, {threads} thread(s): {:.1} ms per {}, {per_image_ms:.2} ms/image, {ips:.1} images/s (median of {})",
-            arch.name(), m.batch, seconds * 1e3, if train { "step" } else { "batch" }, m.common.reps, s = m.input_size
+            "{} {what}, {s}x{s}, batch {}, {threads} thread(s): {:.1} ms per {}, {per_image_ms:.2} ms/image, {ips:.1} images/s (median of {}; least {:.2} ms/image)",
+            arch.name(), m.batch, seconds * 1e3, if train { "step" } else { "batch" }, m.common.reps,
+            least * 1e3 / m.batch as f64, s = m.input_size
         );
         if let Some(layers) = layers {
             print_profile(layers);

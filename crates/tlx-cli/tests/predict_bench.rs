@@ -502,6 +502,7 @@ fn bench_prints_the_json_forms_scripts_use() {
     assert!(v["gflops"].as_f64().unwrap() > 0.0, "{v}");
     assert_eq!((v["size"].as_u64(), v["threads"].as_u64()), (Some(64), Some(1)));
     assert!(v["seconds"].as_f64().unwrap() > 0.0);
+    assert!(v["best_gflops"].as_f64().unwrap() >= v["gflops"].as_f64().unwrap(), "{v}");
 
     let o = tlx(&[
         "bench",
@@ -522,6 +523,8 @@ fn bench_prints_the_json_forms_scripts_use() {
     assert!(ms > 0.0 && (v["images_per_second"].as_f64().unwrap() * ms / 1000.0 - 1.0).abs() < 1e-6, "{v}");
     assert_eq!(v["arch"], "mobilenetv2");
     assert_eq!((v["batch"].as_u64(), v["threads"].as_u64()), (Some(1), Some(1)));
+    let least = v["least_ms_per_image"].as_f64().unwrap();
+    assert!(least > 0.0 && least <= ms, "{v}");
 
     // --profile: every layer (fused chains as one) with its time, in the order run.
     let profile = |json: bool| {
@@ -576,6 +579,7 @@ fn bench_prints_the_json_forms_scripts_use() {
     ok(&o);
     let v: serde_json::Value = serde_json::from_str(stdout(&o).trim()).expect("one JSON object");
     assert!(v["ms_per_step"].as_f64().unwrap() > 0.0, "{v}");
+    assert!(v["least_ms_per_step"].as_f64().unwrap() <= v["ms_per_step"].as_f64().unwrap(), "{v}");
     // Only the new head trains: 1280 features × 3 classes + 3 biases.
     assert_eq!(v["trainable_params"].as_u64(), Some(1280 * 3 + 3), "{v}");
 
