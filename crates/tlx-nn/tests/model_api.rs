@@ -127,3 +127,52 @@ fn clones_and_weight_copies() {
     let e = fresh.set_all_weights(&[Tensor::zeros([2], DType::F32)]).unwrap_err().to_string();
     assert!(e.contains("weights"), "{e}");
 }
+
+/// A layer that passes its input through and records the rayon thread it ran on.
+struct ThreadProbe {
+    base: tlx_nn::LayerBase,
+    seen: std::sync::Arc<std::sync::Mutex<Vec<Option<usize>>>>,
+}
+
+impl Layer for ThreadProbe {
+    fn base(&self) -> &tlx_nn::LayerBase {
+        &self.base
+    }
+    fn base_mut(&mut self) -> &mut tlx_nn::LayerBase {
+        &mut self.base
+    }
+    fn class_name(&self) -> &'static str {
+        "ThreadProbe"
+    }
+    fn build(&mut self, _input_shapes: &[tlx_nn::ShapeSpec], _rng: &mut Rng) -> tlx_nn::Result<()> {
+        Ok(())
+    }
+    fn output_shape(&self, input_shapes: &[tlx_nn::ShapeSpec]) -> tlx_nn::Result<tlx_nn::ShapeSpec> {
+        Ok(input_shapes[0].clone())
+    }
+    fn call(&self, inputs: &[Tensor], _ctx: &mut Context) -> tlx_nn::Result<Tensor> {
+        self.seen.lock().unwrap().push(rayon::current_thread_index());
+        Ok(inputs[0].clone())
+    }
+    fn config(&self) -> serde_json::Value {
+        json!({"name": self.base.name})
+    }
+}
+
+#[test]
+fn predict_runs_on_a_thread_of_the_kernels_pool() {
+    // Called from the test's own thread, the pass runs on a pool thread (its parallel kernels
+    // then fork from a worker instead of waking the caller), and gives the same values.
+    assert_eq!(rayon::current_thread_index(), None);
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let mut m = Model::sequential("probe", &[6]);
+    m.add(Dense::new("d", 3, relu())).unwrap();
+    m.add(ThreadProbe { base: tlx_nn::LayerBase::new("probe"), seen: seen.clone() }).unwrap();
+    let input = x(&[5, 6], 4);
+    let y = m.predict(&input).unwrap();
+    assert!(seen.lock().unwrap().iter().all(Option::is_some), "{:?}", seen.lock().unwrap());
+    assert_eq!(seen.lock().unwrap().len(), 1);
+    let _g = tlx_tensor::no_grad();
+    let direct = m.forward(std::slice::from_ref(&input), &mut Context::inference()).unwrap().remove(0);
+    assert_eq!(y.to_vec::<f32>().unwrap(), direct.to_vec::<f32>().unwrap());
+}

@@ -252,12 +252,16 @@ impl Model {
     }
 
     /// Inference on one input: no gradients recorded, BatchNorm on moving statistics,
-    /// dropout off. Returns the first output.
+    /// dropout off. Returns the first output. Runs on a thread of the kernels' rayon pool
+    /// (`tlx_cpu::on_worker`), where each layer's parallel work forks without waking the
+    /// caller.
     pub fn predict(&self, x: &Tensor) -> Result<Tensor> {
-        let _guard = tlx_tensor::no_grad();
-        let mut ctx = Context::inference();
-        let mut out = self.forward(std::slice::from_ref(x), &mut ctx)?;
-        Ok(out.swap_remove(0))
+        tlx_cpu::on_worker(|| {
+            let _guard = tlx_tensor::no_grad();
+            let mut ctx = Context::inference();
+            let mut out = self.forward(std::slice::from_ref(x), &mut ctx)?;
+            Ok(out.swap_remove(0))
+        })
     }
 
     /// Monte Carlo dropout: the mean of `passes` predictions with dropout active (and
