@@ -4,8 +4,9 @@
 //! - **few rows** (`m ≤ MC`, e.g. a training batch): no thread shares anything. Threads
 //!   split B's columns; each packs its own copy of A (small) and its columns of B, row
 //!   after row so that B is read in memory order, per depth block, then runs the tiles
-//!   down each micro-panel. A single row panel (`m ≤ MR`) reads a row-major B in place, as
-//!   there each element of B is used once and packing would only copy it.
+//!   down each micro-panel. Up to 32 rows of A (`IN_PLACE_B_ROWS`: a training batch) a
+//!   row-major B is read in place, as each of its elements meets so few rows that packing
+//!   would mostly copy it (Fashion-MNIST MLP step −4 %).
 //! - **many rows**: the classic nest `jc` (B slab, `kc × nc`, shared by all threads, packed
 //!   in parallel) → `pc` (depth block) → `ic` (A block, `mc × kc`, packed by the thread that
 //!   owns it) → `jr` (B micro-panel, L1) → `ir` (A micro-panel, L2) → micro-kernel.
@@ -30,6 +31,12 @@ use rayon::prelude::*;
 /// A row-major B whose row stride (in floats) is a non-zero multiple of this is packed even
 /// where it could be read in place: its rows, 4 KiB apart, share L1 sets and evict each other.
 const ALIASING_STRIDE: usize = 1024;
+
+/// Rows of A up to which a row-major B is read in place by the few-rows nest rather than
+/// packed: each element of B then meets this many rows at most, from a micro-panel that
+/// stays in L1 across the row tiles, so packing would mostly copy it (a training batch of 32
+/// against a Dense layer's weights).
+const IN_PLACE_B_ROWS: usize = 32;
 
 /// Multiply-adds below which threads do not share a packed B (each packs its own, see
 /// `sgemm`): below about 640³ the two forks per depth block that sharing needs cost more
@@ -269,11 +276,11 @@ fn few_rows(
     let (m, k, n) = (a.rows, a.cols, b.cols());
     let (mr, nr) = (ker.mr, ker.nr);
     let kc_max = depth_block(ker, k);
-    // B read in place (a single row panel of A meets each element of B once), or already
-    // packed, or packed here.
+    // B read in place (few rows of A meet each element of B), or already packed, or packed
+    // here.
     let in_place = match *b {
         BSource::Matrix(b) => {
-            m <= mr
+            m <= IN_PLACE_B_ROWS
                 && b.col_stride == 1
                 && (b.row_stride < ALIASING_STRIDE || !b.row_stride.is_multiple_of(ALIASING_STRIDE))
         }
