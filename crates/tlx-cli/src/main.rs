@@ -110,10 +110,10 @@ fn main() -> ExitCode {
         }
     };
     let result = match cli.command {
-        // Its own pools, one per `--threads`.
-        Command::Bench(a) => bench::run(a),
-        // On a thread of the kernels' pool, as `Trainer::fit` runs: the many small parallel
-        // operations of a pass then fork from a worker instead of waking this thread.
+        // `bench` runs on pools of its own, one per `--threads`.
+        command @ Command::Bench(_) => run(command),
+        // The others on a thread of the kernels' pool, as `Trainer::fit` runs: the many small
+        // parallel operations of a pass then fork from a worker instead of waking this thread.
         command => tlx_cpu::on_worker(|| run(command)),
     };
     match result {
@@ -125,7 +125,7 @@ fn main() -> ExitCode {
     }
 }
 
-/// Runs a command other than `bench`.
+/// Runs a command.
 fn run(command: Command) -> Result<ExitCode, String> {
     match command {
         Command::Conformance(a) => conformance::run(a),

@@ -21,9 +21,9 @@ mod simd;
 pub mod softmax;
 pub mod unary_simd;
 
+pub use par::on_worker;
 /// The thread pools the kernels run on (re-exported so that callers such as benches and
 /// `tlx bench --threads` can run kernels on a pool of a chosen size with `pool.install`).
-pub use par::on_worker;
 pub use rayon::{ThreadPool, ThreadPoolBuilder};
 
 /// Work (in elements or multiply-adds) below which a kernel stays on the calling thread.

@@ -60,12 +60,10 @@ impl Drop for Scope {
 /// Drops `t`; inside a [`scope`] its buffer is kept for reuse when `t` is the
 /// only handle to a large, owned CPU buffer (no view, gradient or graph shares it).
 pub fn recycle(t: Tensor) {
-    if !POOL.with(|p| p.borrow().is_some()) || t.device() != Device::Cpu {
+    if !POOL.with(|p| p.borrow().is_some()) {
         return;
     }
-    let Ok(node) = Arc::try_unwrap(t.0) else { return };
-    let Ok(lock) = Arc::try_unwrap(node.storage) else { return };
-    let Ok(Storage::Cpu(s)) = lock.into_inner() else { return };
+    let Ok(s) = sole_cpu_storage(t) else { return };
     let bytes = crate::match_cpu_storage!(&s, v => std::mem::size_of_val(&v[..]));
     if bytes < MIN_BYTES {
         return;
@@ -84,24 +82,35 @@ pub fn recycle(t: Tensor) {
 /// for an op to overwrite in place; otherwise `t` back, untouched. Works inside a scope or
 /// not.
 pub(crate) fn take_whole<T: StorageElement>(t: Tensor) -> std::result::Result<Vec<T>, Tensor> {
-    let whole = t.device() == Device::Cpu
-        && T::DTYPE == t.dtype()
+    let whole = T::DTYPE == t.dtype()
         && !t.requires_grad()
         && t.layout().is_contiguous()
         && t.layout().offset() == 0
+        && t.0.storage.read().is_ok_and(|s| s.len() == t.numel());
+    if !whole {
+        return Err(t);
+    }
+    let s = sole_cpu_storage(t)?;
+    Ok(T::unwrap(s).unwrap_or_else(|_| unreachable!("dtype checked")))
+}
+
+/// The owned CPU storage of `t` when `t` is its only handle (no clone, view, gradient or
+/// graph shares the tensor or its storage); otherwise `t` back, untouched.
+fn sole_cpu_storage(t: Tensor) -> std::result::Result<CpuStorage, Tensor> {
+    let sole = t.device() == Device::Cpu
         && Arc::strong_count(&t.0) == 1
         && Arc::weak_count(&t.0) == 0
         && Arc::strong_count(&t.0.storage) == 1
         && Arc::weak_count(&t.0.storage) == 0
-        && t.0.storage.read().is_ok_and(|s| !s.is_mapped() && s.len() == t.numel());
-    if !whole {
+        && t.0.storage.read().is_ok_and(|s| matches!(*s, Storage::Cpu(_)));
+    if !sole {
         return Err(t);
     }
     // The checks above leave no other handle that could share or clone what is unwrapped.
     let node = Arc::try_unwrap(t.0).unwrap_or_else(|_| unreachable!("the only handle"));
     let cell = Arc::try_unwrap(node.storage).unwrap_or_else(|_| unreachable!("the only handle"));
     match cell.into_inner() {
-        Ok(Storage::Cpu(s)) => Ok(T::unwrap(s).unwrap_or_else(|_| unreachable!("dtype checked"))),
+        Ok(Storage::Cpu(s)) => Ok(s),
         _ => unreachable!("an unpoisoned CPU storage, checked"),
     }
 }

@@ -24,9 +24,10 @@ pub enum KeptKernel {
 
 impl KeptKernel {
     /// How `g` runs with a kept f32 kernel: `Winograd2x2`/`Winograd4x4` (where Winograd's
-    /// cost model, with the kernel's transform paid once, expects a gain) or `Direct` (packed); `None` where nothing is
-    /// kept (grouped and depthwise convolutions, and small patches, which have their own
-    /// kernels). Callers key the kept kernel by it (batch size and image size can change it).
+    /// cost model, with the kernel's transform paid once, expects a gain) or `Direct`
+    /// (packed); `None` where nothing is kept (grouped and depthwise convolutions, and small
+    /// patches, which have their own kernels). Callers key the kept kernel by it (batch size
+    /// and image size can change it).
     pub fn algorithm(g: &Conv2dGeometry) -> Option<ConvAlgorithm> {
         let patch = g.kh * g.kw * g.c_in;
         if g.groups != 1 || g.is_depthwise() || (!g.is_pointwise() && patch <= small_k::MAX_K) {
@@ -87,24 +88,7 @@ pub fn conv2d_forward_fused_kept(
     ep: &Epilogue<'_, f32>,
     out: &mut [f32],
 ) {
-    check_sizes("conv2d_forward_fused_kept", g, input.len(), kernel.len(), out.len());
-    ep.check(g.c_out, out.len());
-    let ep = (!ep.is_identity()).then_some(ep);
-    if out.is_empty() {
-        return;
-    }
-    let t = Tuning::new();
-    match kept {
-        KeptKernel::Winograd(wk) => winograd::forward_kept(wk, g, input, ep, out, &t),
-        KeptKernel::Packed { packed, shape } => {
-            assert!(
-                *shape == g.kernel_shape() && g.groups == 1,
-                "conv2d_forward_fused_kept: {kept:?} for {g:?}"
-            );
-            let views = packed.views();
-            gemm_conv::forward_kept(g, input, kernel, Some(&views[0]), None, ep, false, out, &t)
-        }
-    }
+    forward("conv2d_forward_fused_kept", g, input, kernel, kept, ep, false, out)
 }
 
 /// [`conv2d_forward_fused_kept`] with the residual in `out` on entry (`ep.residual` must be
@@ -120,19 +104,46 @@ pub fn conv2d_forward_fused_kept_over_residual(
     ep: &Epilogue<'_, f32>,
     out: &mut [f32],
 ) {
-    check_sizes("conv2d_forward_fused_kept_over_residual", g, input.len(), kernel.len(), out.len());
-    ep.check(g.c_out, out.len());
+    const OP: &str = "conv2d_forward_fused_kept_over_residual";
     assert!(
         ep.residual.is_none() && kept.overwrites_residual(g),
-        "conv2d_forward_fused_kept_over_residual: {kept:?} for {g:?} (a residual apart: {})",
+        "{OP}: {kept:?} for {g:?} (a residual apart: {})",
         ep.residual.is_some()
     );
-    let KeptKernel::Packed { packed, .. } = kept else { unreachable!("checked above") };
+    forward(OP, g, input, kernel, kept, ep, true, out)
+}
+
+/// The two entry points above: `residual_in_out` says whether `out` holds the residual.
+#[allow(clippy::too_many_arguments)]
+fn forward(
+    op: &str,
+    g: &Conv2dGeometry,
+    input: &[f32],
+    kernel: &[f32],
+    kept: &KeptKernel,
+    ep: &Epilogue<'_, f32>,
+    residual_in_out: bool,
+    out: &mut [f32],
+) {
+    check_sizes(op, g, input.len(), kernel.len(), out.len());
+    ep.check(g.c_out, out.len());
+    // A residual in `out` is added even by an otherwise identity epilogue.
+    let ep = (residual_in_out || !ep.is_identity()).then_some(ep);
     if out.is_empty() {
         return;
     }
-    let views = packed.views();
-    gemm_conv::forward_kept(g, input, kernel, Some(&views[0]), None, Some(ep), true, out, &Tuning::new())
+    let t = Tuning::new();
+    match kept {
+        KeptKernel::Winograd(wk) => {
+            debug_assert!(!residual_in_out, "{op}: Winograd kernels do not overwrite a residual");
+            winograd::forward_kept(wk, g, input, ep, out, &t)
+        }
+        KeptKernel::Packed { packed, shape } => {
+            assert!(*shape == g.kernel_shape() && g.groups == 1, "{op}: {kept:?} for {g:?}");
+            let views = packed.views();
+            gemm_conv::forward_kept(g, input, kernel, Some(&views[0]), None, ep, residual_in_out, out, &t)
+        }
+    }
 }
 
 #[cfg(test)]

@@ -75,20 +75,17 @@ impl OutputOps<'_> {
     /// whose C starts at `c` with row stride `ldc` (the residual's place when it is in C).
     fn at(&self, row: usize, col: usize, c: *const f32, ldc: usize) -> kernel::TileOps {
         let column = |v: Option<&[f32]>| v.map_or(std::ptr::null(), |v| v[col..].as_ptr());
+        let (residual, ldr) = match self.residual {
+            Some((r, ld)) => (r[row * ld + col..].as_ptr(), ld),
+            None if self.residual_in_c => (c, ldc),
+            None => (std::ptr::null(), 0),
+        };
         kernel::TileOps {
             bias: column(self.bias),
             scale: column(self.scale),
             shift: column(self.shift),
-            residual: match self.residual {
-                Some((r, ld)) => r[row * ld + col..].as_ptr(),
-                None if self.residual_in_c => c,
-                None => std::ptr::null(),
-            },
-            ldr: match self.residual {
-                Some((_, ld)) => ld,
-                None if self.residual_in_c => ldc,
-                None => 0,
-            },
+            residual,
+            ldr,
             act: self.act,
         }
     }

@@ -198,7 +198,7 @@ impl Tensor {
         }
         let mut all = vec![self, kernel, &residual];
         all.extend(ep.bias.iter().chain(&ep.scale).chain(&ep.shift).copied());
-        let residual = if fusable(&all) && all.iter().all(|t| t.dtype() == DType::F32) {
+        let residual = if fusable(&all) && self.dtype() == DType::F32 {
             match self
                 .conv2d_over_owned_residual(kernel, strides, dilation, padding, groups, &ep, residual)?
             {
