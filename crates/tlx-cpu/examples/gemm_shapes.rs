@@ -1,6 +1,7 @@
 //! Times single products one by one: a Fashion-MNIST MLP training step's (batch 32), a square
 //! 1024² one, VGG16 block5's kernel-gradient tile (both operand orders) and ResNet50's 1×1
-//! convolutions at batch 1. `cargo run --release -p tlx-cpu --example gemm_shapes -- [THREADS]`.
+//! convolutions at batch 1 and 8.
+//! `cargo run --release -p tlx-cpu --example gemm_shapes -- [THREADS] [NAME-FILTER]`.
 use std::time::Instant;
 use tlx_cpu::gemm::{gemm, MatRef};
 
@@ -16,13 +17,21 @@ fn main() {
         ("conv3 expand 784x128x512", 784, 128, 512, false, false),
         ("conv4 expand 196x256x1024", 196, 256, 1024, false, false),
         ("conv2 reduce 3136x256x64", 3136, 256, 64, false, false),
+        ("b8 conv2 expand 25088x64x256", 25088, 64, 256, false, false),
+        ("small expand 576x64x256", 576, 64, 256, false, false),
+        ("b8 deep 25088x256x256", 25088, 256, 256, false, false),
+        ("b8 conv2 reduce 25088x256x64", 25088, 256, 64, false, false),
         ("fwd1 32x784x300", 32, 784, 300, false, false),
         ("dW1 784x32x300 (A=X^T)", 784, 32, 300, true, false),
         ("fwd2 32x300x100", 32, 300, 100, false, false),
         ("dW2 300x32x100", 300, 32, 100, true, false),
         ("dX2 32x100x300 (B=W^T)", 32, 100, 300, false, true),
     ];
+    let only = std::env::args().nth(2).unwrap_or_default();
     for (name, m, k, n, at, bt) in shapes {
+        if !name.contains(only.as_str()) {
+            continue;
+        }
         let a: Vec<f32> = (0..m * k).map(|i| (i % 7) as f32 * 0.1).collect();
         let b: Vec<f32> = (0..k * n).map(|i| (i % 5) as f32 * 0.1).collect();
         let mut c = vec![0f32; m * n];
