@@ -212,7 +212,8 @@ fn direct_a(ker: &Kernel, a: &MatRef<'_, f32>) -> bool {
 /// Runs the tiles of one A block (`rows` rows from C row `i0`) against one B micro-panel
 /// (`b`, row stride `ldb`) for C columns `j0..j0+cols`; with `ops` (the last depth block:
 /// the operations and the row of the caller's C where this C starts) the micro-kernel
-/// applies them before it stores.
+/// applies them before it stores. The lines of `next_panel` (the B panel the caller runs
+/// next, or empty) are prefetched into L2 a share before each tile.
 ///
 /// # Safety
 /// A packed block must hold `a_len(rows, kc, MR)` floats; a direct one must have `rows`
@@ -233,8 +234,16 @@ unsafe fn tiles_down(
     alpha: f32,
     beta: f32,
     ops: Option<(&OutputOps<'_>, usize)>,
+    next_panel: &[f32],
 ) {
-    for r0 in (0..rows).step_by(ker.mr) {
+    // The next B panel's cache lines, a share before each tile (see `prefetch_l2`).
+    let tiles = rows.div_ceil(ker.mr);
+    let lines = next_panel.len().div_ceil(LINE_FLOATS);
+    let per_tile = lines.div_ceil(tiles.max(1));
+    for (t, r0) in (0..rows).step_by(ker.mr).enumerate() {
+        for line in (t * per_tile..((t + 1) * per_tile).min(lines)).map(|l| l * LINE_FLOATS) {
+            prefetch_l2(next_panel[line..].as_ptr());
+        }
         let (a, lda) = match ablock {
             ABlock::Packed(ap) => (ap[r0 * kc..].as_ptr(), 0),
             // SAFETY: row r0 < rows of the block lies inside A (caller's contract).
@@ -258,6 +267,24 @@ unsafe fn tiles_down(
         // SAFETY: the caller's contract covers the tile; `ker` was built for this CPU.
         unsafe { (ker.tile)(&t) };
     }
+}
+
+/// Floats per 64-byte cache line.
+const LINE_FLOATS: usize = 16;
+
+/// Hints that the line at `p` is wanted in L2 soon. The tiles of one B panel run down the
+/// rows while the next panel is fetched into L2: the first tile of a panel otherwise waits
+/// on memory for all of it (a kept kernel's panels are read once per call, from DRAM).
+#[inline(always)]
+fn prefetch_l2(p: *const f32) {
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: a prefetch is a hint: it reads nothing architecturally and cannot fault.
+    unsafe {
+        use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T1};
+        _mm_prefetch::<_MM_HINT_T1>(p as *const i8)
+    };
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = p;
 }
 
 /// The nest for `m ≤ MC`: see the module header.
@@ -338,11 +365,34 @@ fn few_rows(
                             // Panel q of the b_len(cols, kc, nr) floats at `panels`.
                             _ => (panels.wrapping_add(q * kc * nr), nr),
                         };
+                        let next: &[f32] = match *b {
+                            BSource::Matrix(_) if in_place => &[],
+                            _ if q + 1 < q1 - q0 => {
+                                // SAFETY: panel q + 1 of the b_len(cols, kc, nr) floats at
+                                // `panels` (packed here or beforehand).
+                                unsafe { std::slice::from_raw_parts(panels.add((q + 1) * kc * nr), kc * nr) }
+                            }
+                            _ => &[],
+                        };
                         // SAFETY: A is packed for all m rows; the B panel has kc readable rows
                         // of NR floats (in place: columns jq..jq+NR ≤ n of rows p0..p0+kc of
                         // a checked B); this task owns C's columns of panels q0..q1.
                         unsafe {
-                            tiles_down(ker, kc, ablock, m, bptr, ldb, c, ldc, (0, jq, w), alpha, beta, ops)
+                            tiles_down(
+                                ker,
+                                kc,
+                                ablock,
+                                m,
+                                bptr,
+                                ldb,
+                                c,
+                                ldc,
+                                (0, jq, w),
+                                alpha,
+                                beta,
+                                ops,
+                                next,
+                            )
                         };
                     }
                 }
@@ -424,7 +474,9 @@ fn many_rows(
                             pack_a(a, i0, rows, p0, kc, mr, ap);
                             ABlock::Packed(ap)
                         };
-                        for (q, panel) in slab.chunks_exact(kc * nr).enumerate() {
+                        let panels = slab.chunks_exact(kc * nr);
+                        let nexts = slab.chunks_exact(kc * nr).skip(1).chain(std::iter::once(&[][..]));
+                        for (q, (panel, next)) in panels.zip(nexts).enumerate() {
                             let jj = j0 + q * nr;
                             let cols = nr.min(n - jj);
                             // SAFETY: the A block and the B panel are packed; this task owns
@@ -443,6 +495,7 @@ fn many_rows(
                                     alpha,
                                     beta,
                                     ops,
+                                    next,
                                 )
                             };
                         }
