@@ -21,6 +21,8 @@ fn main() {
         ("small expand 576x64x256", 576, 64, 256, false, false),
         ("b8 deep 25088x256x256", 25088, 256, 256, false, false),
         ("b8 conv2 reduce 25088x256x64", 25088, 256, 64, false, false),
+        ("stem tile 512x147x64", 512, 147, 64, false, false),
+        ("stem b1 12544x147x64", 12544, 147, 64, false, false),
         ("fwd1 32x784x300", 32, 784, 300, false, false),
         ("dW1 784x32x300 (A=X^T)", 784, 32, 300, true, false),
         ("fwd2 32x300x100", 32, 300, 100, false, false),
