@@ -14,6 +14,16 @@ fn main() {
     let shapes = [
         ("stem 7x7/2 3->64", 1, 230, 3, 7, 2, 64, Padding::Valid),
         ("stem 7x7/2 3->64", 8, 230, 3, 7, 2, 64, Padding::Valid),
+        (
+            "stem padded 7x7/2 3->64",
+            1,
+            224,
+            3,
+            7,
+            2,
+            64,
+            Padding::Explicit { top: 3, bottom: 3, left: 3, right: 3 },
+        ),
         ("conv2 1x1 64->256", 1, 56, 64, 1, 1, 256, Padding::Valid),
         ("conv2 1x1 64->256", 8, 56, 64, 1, 1, 256, Padding::Valid),
         ("conv2 1x1 256->64", 8, 56, 256, 1, 1, 64, Padding::Valid),

@@ -176,3 +176,31 @@ fn predict_runs_on_a_thread_of_the_kernels_pool() {
     let direct = m.forward(std::slice::from_ref(&input), &mut Context::inference()).unwrap().remove(0);
     assert_eq!(y.to_vec::<f32>().unwrap(), direct.to_vec::<f32>().unwrap());
 }
+
+#[test]
+fn a_model_keeps_freed_activation_buffers_for_its_next_pass() {
+    // Activations of 1 MiB (recycled from 256 KiB on): the first pass's freed buffers stay
+    // with the model for the next one, which gives the same values; releasing frees them.
+    let mut m = Model::sequential("convs", &[64, 64, 8]);
+    for i in 0..3 {
+        let cfg = json!({"name": format!("c{i}"), "filters": 32, "kernel_size": [3, 3],
+                         "padding": "same", "activation": "relu"});
+        m.add_boxed(layer("Conv2D", cfg)).unwrap();
+    }
+    m.add_boxed(layer("GlobalAveragePooling2D", json!({"name": "gap"}))).unwrap();
+    assert_eq!(m.kept_buffer_bytes(), 0);
+    let input = x(&[2, 64, 64, 8], 5);
+    let first = m.predict(&input).unwrap().to_vec::<f32>().unwrap();
+    let kept = m.kept_buffer_bytes();
+    assert!(kept >= 2 * 64 * 64 * 32 * 4, "kept {kept} bytes");
+    let second = m.predict(&input).unwrap().to_vec::<f32>().unwrap();
+    assert_eq!(first, second);
+    assert_eq!(m.kept_buffer_bytes(), kept, "each pass hands back what it freed");
+    // A larger batch: the old buffers are too small to take and go after one pass.
+    let big = 8 * 64 * 64 * 32 * 4;
+    m.predict(&x(&[8, 64, 64, 8], 6)).unwrap();
+    let kept = m.kept_buffer_bytes();
+    assert!(kept >= 2 * big && kept.is_multiple_of(big), "kept {kept} bytes: only the batch of 8's");
+    m.release_kept_buffers();
+    assert_eq!(m.kept_buffer_bytes(), 0);
+}

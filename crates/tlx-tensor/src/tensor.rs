@@ -528,10 +528,12 @@ impl Tensor {
         self.0.grad.lock().ok().and_then(|g| g.clone())
     }
 
-    /// Clears the accumulated gradient.
+    /// Clears the accumulated gradient. Inside a recycling scope (a training step's) its
+    /// buffer goes back to the pool for the next step's gradients (`crate::recycle`).
     pub fn zero_grad(&self) {
-        if let Ok(mut g) = self.0.grad.lock() {
-            *g = None;
+        let old = self.0.grad.lock().ok().and_then(|mut g| g.take());
+        if let Some(g) = old {
+            crate::recycle::recycle(g);
         }
     }
 

@@ -204,6 +204,8 @@ impl Trainer {
         forward: impl FnOnce(&Model, &mut Context) -> Result<(Tensor, Option<Logits>)>,
     ) -> Result<StepOutput> {
         let trainable = self.prepare()?;
+        // Buffers freed by one step (the gradients, dropped by `zero_grad`) serve the next.
+        let _recycling = self.model.recycling();
         let mut ctx = Context::training(mix(self.seed, self.steps_done));
         let out = forward(&self.model, &mut ctx)?;
         let loss = self.total_loss(&out, y, sample_weight, &mut ctx)?;

@@ -36,6 +36,7 @@ impl Model {
             inputs: vec![InputSpec { name: format!("{name}_input"), shape: input_shape, layer: None }],
             outputs: vec![Source::Input(0)],
             rng: Rng::new(DEFAULT_SEED),
+            recycled: Default::default(),
         }
     }
 
@@ -373,6 +374,7 @@ fn assemble(g: Functional, input_ids: &[usize], outputs: &[NodeRef], order: Vec<
         inputs: new_inputs,
         outputs: new_outputs,
         rng,
+        recycled: Default::default(),
     })
 }
 
@@ -395,5 +397,6 @@ pub(crate) fn from_parts(
         inputs,
         outputs,
         rng: Rng::new(DEFAULT_SEED),
+        recycled: Default::default(),
     })
 }

@@ -77,6 +77,9 @@ pub struct Model {
     pub(crate) outputs: Vec<Source>,
     /// Draws initial weights of layers added later (Sequential `add`).
     pub(crate) rng: Rng,
+    /// Activation buffers freed by the last forward pass, for the next one's outputs
+    /// (`tlx_tensor::recycle::scope_with`).
+    pub(crate) recycled: std::sync::Mutex<tlx_tensor::recycle::Kept>,
 }
 
 impl std::fmt::Debug for Model {
@@ -341,8 +344,9 @@ impl Model {
         ctx: &mut Context,
         logits: bool,
     ) -> Result<(Vec<Option<Tensor>>, Vec<Option<Logits>>)> {
-        // Freed activations are recycled for the next outputs (`tlx_tensor::recycle`).
-        let _recycling = tlx_tensor::recycle::scope();
+        // Freed activations are recycled for the next outputs (`tlx_tensor::recycle`), and
+        // kept for the next pass.
+        let _recycling = tlx_tensor::recycle::scope_with(&self.recycled);
         let n = self.nodes.len();
         let start = preset.as_ref().map_or(0, |(j, _)| j + 1);
         // Last consumer of every node's value, so activations are dropped as soon as possible.
@@ -445,6 +449,29 @@ impl Model {
             j = last + 1;
         }
         Ok((values, out_logits))
+    }
+
+    /// Turns buffer recycling on for this thread (`tlx_tensor::recycle::scope_with`) with the
+    /// buffers this model keeps, until the returned scope is dropped: a training step opens
+    /// it around forward pass, backward pass and update, so that the step's freed buffers
+    /// (activations, gradients) serve the next step's instead of fresh zeroed memory.
+    pub fn recycling(&self) -> tlx_tensor::recycle::Scope<'_> {
+        tlx_tensor::recycle::scope_with(&self.recycled)
+    }
+
+    /// Bytes of activation buffers kept since the last forward pass for the next one (a pass
+    /// reuses the buffers the previous one freed instead of taking fresh memory for its first
+    /// layers; at most 8 buffers).
+    pub fn kept_buffer_bytes(&self) -> usize {
+        self.recycled.lock().map_or(0, |k| k.bytes())
+    }
+
+    /// Frees the buffers kept for the next forward pass (see [`Model::kept_buffer_bytes`]),
+    /// e.g. after the last prediction.
+    pub fn release_kept_buffers(&self) {
+        if let Ok(mut k) = self.recycled.lock() {
+            k.clear();
+        }
     }
 
     /// Total, trainable and non-trainable parameter counts.

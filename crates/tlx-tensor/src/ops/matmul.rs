@@ -69,7 +69,8 @@ fn matmul_nd(a: &Tensor, b: &Tensor) -> Result<Tensor> {
     let storage = with_float!(a.dtype(), "matmul", T => {
         super::elementwise::read_pair(a, b, |sta, stb| {
             let (ad, bd) = (sta.as_slice::<T>("matmul")?, stb.as_slice::<T>("matmul")?);
-            let mut out = vec![T::default(); nb * m * n];
+            // Overwritten entirely (β = 0: C is not read): a recycled buffer will do.
+            let mut out = crate::recycle::output_buffer::<T>(nb * m * n);
             let one = <T as tlx_core::Element>::from_f64(1.0);
             let zero = T::default();
             let run = |(i, c): (usize, &mut [T])| {
