@@ -26,6 +26,9 @@ fn main() {
         ("fwd1 32x784x300", 32, 784, 300, false, false),
         ("dW1 784x32x300 (A=X^T)", 784, 32, 300, true, false),
         ("fwd2 32x300x100", 32, 300, 100, false, false),
+        ("fwdm 64x784x300", 64, 784, 300, false, false),
+        ("fwdm 128x784x300", 128, 784, 300, false, false),
+        ("fwdm 32x784x320", 32, 784, 320, false, false),
         ("dW2 300x32x100", 300, 32, 100, true, false),
         ("dX2 32x100x300 (B=W^T)", 32, 100, 300, false, true),
     ];

@@ -11,6 +11,7 @@
 pub mod conv;
 pub mod copy;
 pub mod elementwise;
+mod expm1_avx2;
 pub mod gemm;
 pub mod norm;
 mod par;

@@ -55,6 +55,7 @@ pub fn unary_f32(op: UnaryOp, x: &[f32], out: &mut [f32]) -> bool {
             let a = f32x8::splat(alpha as f32);
             map(x, out, |v| v.simd_gt(zero).select(v, v * a), s)
         }
+        UnaryOp::Elu { .. } | UnaryOp::Selu if exponential_linear_avx2(op, x, out) => {}
         UnaryOp::Elu { alpha } => {
             let a = f32x8::splat(alpha as f32);
             map(x, out, |v| v.simd_gt(zero).select(v, a * v.exp_m1()), s)
@@ -84,6 +85,25 @@ pub fn unary_f32(op: UnaryOp, x: &[f32], out: &mut [f32]) -> bool {
         _ => return false,
     }
     true
+}
+
+/// ELU and SELU with the AVX2 `eˣ − 1` (`crate::expm1_avx2`) where the CPU has it; `false`
+/// (nothing written) otherwise.
+fn exponential_linear_avx2(op: UnaryOp, x: &[f32], out: &mut [f32]) -> bool {
+    #[cfg(target_arch = "x86_64")]
+    if crate::simd::has_avx2_fma() {
+        use tlx_core::unary::{SELU_ALPHA, SELU_LAMBDA};
+        let (a, b) = match op {
+            UnaryOp::Elu { alpha } => (1.0, alpha as f32),
+            UnaryOp::Selu => (SELU_LAMBDA as f32, (SELU_LAMBDA * SELU_ALPHA) as f32),
+            _ => return false,
+        };
+        // SAFETY: the CPU has AVX2 and FMA (checked above).
+        unsafe { crate::expm1_avx2::exponential_linear(x, out, a, b) };
+        return true;
+    }
+    let _ = (op, x, out);
+    false
 }
 
 #[inline(always)]
