@@ -204,8 +204,6 @@ impl Trainer {
         forward: impl FnOnce(&Model, &mut Context) -> Result<(Tensor, Option<Logits>)>,
     ) -> Result<StepOutput> {
         let trainable = self.prepare()?;
-        // Buffers freed by one step (the gradients, dropped by `zero_grad`) serve the next.
-        let _recycling = self.model.recycling();
         let mut ctx = Context::training(mix(self.seed, self.steps_done));
         let out = forward(&self.model, &mut ctx)?;
         let loss = self.total_loss(&out, y, sample_weight, &mut ctx)?;
@@ -213,6 +211,10 @@ impl Trainer {
         let metrics = self.metric_values(y, &out.0)?;
         drop(out);
         if !trainable.is_empty() && loss.requires_grad() {
+            // Buffers freed by one step's update (the gradients, dropped by `zero_grad`) serve
+            // the next one's backward pass (opened after the forward pass, whose activations
+            // would otherwise stay in the pool through the backward pass).
+            let _recycling = self.model.recycling();
             loss.backward()?;
             drop(loss);
             let params: Vec<Tensor> = trainable.iter().map(|(_, t)| t.clone()).collect();

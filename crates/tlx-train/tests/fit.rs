@@ -297,3 +297,32 @@ fn the_training_loop_runs_on_a_thread_of_the_kernels_pool() {
     assert!(!seen.is_empty());
     assert!(seen.iter().all(Option::is_some), "{seen:?}");
 }
+
+#[test]
+fn a_training_step_keeps_its_gradient_buffers_for_the_next_step() {
+    // A Dense layer of 512×256 weights (512 KiB of gradient, recycled from 256 KiB on): after
+    // a step the model keeps the gradient's buffer, the next step's backward pass takes it
+    // (and hands it back), the values match a run that keeps nothing, and a forward pass in
+    // between (training mode) leaves it alone.
+    let build = || {
+        let mut m = Model::sequential("wide", &[512]).with_seed(3);
+        m.add(Dense::new("d", 256, Activation::from_name("relu").unwrap())).unwrap();
+        m.add(Dense::new("out", 3, Activation::from_name("softmax").unwrap())).unwrap();
+        trainer(m, 0.05)
+    };
+    let x = Tensor::rand_uniform([8, 512], -1.0, 1.0, tlx_tensor::DType::F32, &mut Rng::new(4)).unwrap();
+    let y = Tensor::from_vec((0..8).map(|i| (i % 3) as i64).collect::<Vec<_>>(), [8]).unwrap();
+    let mut a = build();
+    let mut b = build();
+    for step in 0..3 {
+        a.train_step(&x, &y, None).unwrap();
+        let kept = a.model().kept_buffer_bytes();
+        assert!(kept >= 512 * 256 * 4, "step {step}");
+        let mut ctx = tlx_nn::Context::training(step as u64);
+        a.model().forward(std::slice::from_ref(&x), &mut ctx).unwrap();
+        assert_eq!(a.model().kept_buffer_bytes(), kept, "a training-mode forward pass leaves it");
+        b.train_step(&x, &y, None).unwrap();
+        b.model().release_kept_buffers();
+    }
+    assert_eq!(weights_bits(&a), weights_bits(&b), "recycled buffers change no value");
+}

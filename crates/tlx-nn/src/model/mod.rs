@@ -344,9 +344,14 @@ impl Model {
         ctx: &mut Context,
         logits: bool,
     ) -> Result<(Vec<Option<Tensor>>, Vec<Option<Logits>>)> {
-        // Freed activations are recycled for the next outputs (`tlx_tensor::recycle`), and
-        // kept for the next pass.
-        let _recycling = tlx_tensor::recycle::scope_with(&self.recycled);
+        // Freed activations are recycled for the next outputs (`tlx_tensor::recycle`); an
+        // inference pass keeps them for the next one, while a training step's forward pass
+        // leaves what the model keeps to the step's backward pass (`Model::recycling`).
+        let _recycling = if ctx.training {
+            tlx_tensor::recycle::scope()
+        } else {
+            tlx_tensor::recycle::scope_with(&self.recycled)
+        };
         let n = self.nodes.len();
         let start = preset.as_ref().map_or(0, |(j, _)| j + 1);
         // Last consumer of every node's value, so activations are dropped as soon as possible.
@@ -453,15 +458,14 @@ impl Model {
 
     /// Turns buffer recycling on for this thread (`tlx_tensor::recycle::scope_with`) with the
     /// buffers this model keeps, until the returned scope is dropped: a training step opens
-    /// it around forward pass, backward pass and update, so that the step's freed buffers
-    /// (activations, gradients) serve the next step's instead of fresh zeroed memory.
+    /// it around its backward pass and update, so that the step's freed gradients serve the
+    /// next step's instead of fresh zeroed memory.
     pub fn recycling(&self) -> tlx_tensor::recycle::Scope<'_> {
         tlx_tensor::recycle::scope_with(&self.recycled)
     }
 
-    /// Bytes of activation buffers kept since the last forward pass for the next one (a pass
-    /// reuses the buffers the previous one freed instead of taking fresh memory for its first
-    /// layers; at most 8 buffers).
+    /// Bytes of buffers kept since the last forward pass or training step for the next one
+    /// (which takes them instead of fresh zeroed memory; at most 4 MiB).
     pub fn kept_buffer_bytes(&self) -> usize {
         self.recycled.lock().map_or(0, |k| k.bytes())
     }
