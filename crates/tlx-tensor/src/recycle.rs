@@ -1,4 +1,4 @@
-//! Recycling of activation buffers during one forward pass.
+//! Recycling of activation (and gradient) buffers within a forward pass or training step.
 //!
 //! A model's inference frees each activation after its last use and allocates the next
 //! layer's output right after. Large fresh allocations cost a page fault and a kernel-zeroed
@@ -29,28 +29,18 @@ const MAX_KEPT: usize = 8;
 const CARRY_BYTES: usize = 4 << 20;
 
 thread_local! {
-    /// `Some` while a [`scope`] lives.
-    /// The kept buffers, each with whether this scope put it there (`false`: carried in
-    /// from a [`Kept`] and not used yet).
+    /// `Some` while a [`scope`] lives: the kept buffers, each with whether this scope put it
+    /// there (`false`: carried in from a [`Kept`] and not used yet).
     static POOL: RefCell<Option<Vec<(CpuStorage, bool)>>> = const { RefCell::new(None) };
 }
 
-/// Buffers kept from one recycling scope to the next (see [`scope_with`]): a model keeps its
-/// activations' buffers between forward passes, and frees them when it is dropped.
+/// Buffers kept from one recycling scope to the next (see [`scope_with`]), at most
+/// `CARRY_BYTES`: a model keeps what its last forward pass or training step freed, and frees
+/// them when it is dropped.
 #[derive(Debug, Default)]
 pub struct Kept(Vec<CpuStorage>);
 
 impl Kept {
-    /// How many buffers are kept.
-    pub fn len(&self) -> usize {
-        self.0.len()
-    }
-
-    /// Whether none is.
-    pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
-    }
-
     /// Bytes they hold.
     pub fn bytes(&self) -> usize {
         self.0.iter().map(storage_bytes).sum()
@@ -109,11 +99,10 @@ impl Drop for Scope<'_> {
             let pool = POOL.with(|p| p.borrow_mut().take()).unwrap_or_default();
             if let Some(mut kept) = self.carry.and_then(|k| k.lock().ok()) {
                 // Only what this pass freed: buffers carried in and not taken (another batch
-                // size's) are let go. Another pass's leftovers (one that ran at the same time)
-                // give way.
-                // At most CARRY_BYTES in all: what is carried stays allocated through the next
-                // pass until taken, so large buffers (a VGG16 activation at batch 32 is 411 MB)
-                // would raise the next pass's peak memory.
+                // size's) are let go, and another pass's leftovers (one that ran at the same
+                // time) give way. At most CARRY_BYTES in all: what is carried stays allocated
+                // through the next pass until taken, so large buffers (a VGG16 activation at
+                // batch 32 is 411 MB) would raise the next pass's peak memory.
                 let mut bytes = 0;
                 kept.0 = pool
                     .into_iter()
@@ -135,8 +124,7 @@ pub fn recycle(t: Tensor) {
         return;
     }
     let Ok(s) = sole_cpu_storage(t) else { return };
-    let bytes = crate::match_cpu_storage!(&s, v => std::mem::size_of_val(&v[..]));
-    if bytes < MIN_BYTES {
+    if storage_bytes(&s) < MIN_BYTES {
         return;
     }
     POOL.with(|p| {
@@ -279,18 +267,18 @@ mod tests {
             {
                 let _nested = scope_with(&kept);
             }
-            assert_eq!(kept.lock().unwrap().len(), 0, "a nested scope hands nothing back");
+            assert_eq!(kept.lock().unwrap().0.len(), 0, "a nested scope hands nothing back");
             v
         };
-        assert_eq!(kept.lock().unwrap().len(), 1, "the outermost scope hands its pool back");
+        assert_eq!(kept.lock().unwrap().0.len(), 1, "the outermost scope hands its pool back");
         assert!(take::<f32>(1 << 17).is_none(), "outside a scope nothing is taken");
         {
             let _scope = scope_with(&kept);
-            assert!(kept.lock().unwrap().is_empty(), "the scope took the kept buffers");
+            assert!(kept.lock().unwrap().0.is_empty(), "the scope took the kept buffers");
             let v = take::<f32>(1 << 17).expect("carried over");
             assert_eq!(v.as_ptr() as usize, first, "the same buffer");
         }
-        assert!(kept.lock().unwrap().is_empty(), "what was taken stays taken");
+        assert!(kept.lock().unwrap().0.is_empty(), "what was taken stays taken");
         {
             let _scope = scope_with(&kept);
             recycle(big());
@@ -299,33 +287,33 @@ mod tests {
             let _scope = scope();
             assert!(take::<f32>(1 << 17).is_none(), "a plain scope does not read a Kept");
         }
-        assert_eq!(kept.lock().unwrap().len(), 1, "nor empty it");
+        assert_eq!(kept.lock().unwrap().0.len(), 1, "nor empty it");
         // A carried buffer no pass takes (another batch size's) is let go after one pass,
         // and makes room at once when the pool is full.
         {
             let _scope = scope_with(&kept);
             let _ = take::<f32>(16);
         }
-        assert!(kept.lock().unwrap().is_empty(), "an unused carried buffer is let go");
+        assert!(kept.lock().unwrap().0.is_empty(), "an unused carried buffer is let go");
         {
             let _scope = scope_with(&kept);
             for _ in 0..MAX_KEPT {
                 recycle(Tensor::from_vec(vec![0f64; 1 << 16], [1 << 16]).unwrap());
             }
         }
-        assert_eq!(kept.lock().unwrap().len(), MAX_KEPT, "8 buffers of 512 KiB: 4 MiB, all carried");
+        assert_eq!(kept.lock().unwrap().0.len(), MAX_KEPT, "8 buffers of 512 KiB: 4 MiB, all carried");
         {
             let _scope = scope_with(&kept);
             recycle(big());
             assert!(take::<f32>(1 << 17).is_some(), "a full pool of stale buffers makes room");
         }
-        assert!(kept.lock().unwrap().is_empty(), "unused carried buffers go at the end of a pass");
+        assert!(kept.lock().unwrap().0.is_empty(), "unused carried buffers go at the end of a pass");
         {
             let _scope = scope_with(&kept);
             for _ in 0..3 {
                 recycle(Tensor::from_vec(vec![0f32; 1 << 19], [1 << 19]).unwrap());
             }
         }
-        assert_eq!(kept.lock().unwrap().len(), 2, "at most 4 MiB is carried");
+        assert_eq!(kept.lock().unwrap().0.len(), 2, "at most 4 MiB is carried");
     }
 }

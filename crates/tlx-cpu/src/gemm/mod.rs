@@ -91,6 +91,7 @@ impl OutputOps<'_> {
     }
 }
 
+use crate::conv::EpilogueAct;
 use crate::par::SharedMut;
 use rayon::prelude::*;
 use tlx_core::{DType, Float};
@@ -186,6 +187,59 @@ pub fn gemm_with<T: Float>(
 ) {
     check(&a, &b, c, ldc);
     run(isa, alpha, a, b, beta, c, ldc, threads.max(1));
+}
+
+/// The micro-kernel of `isa` alone (the portable one when the CPU lacks it): one full
+/// register tile of depth `k` from a packed A panel and a B panel that stay in L1, stored
+/// with a bias and ReLU (a convolution's epilogue), `reps` times; the best of five runs.
+/// Returns (FLOPs per tile, seconds per tile). For `examples/gemm_shapes`: the kernel's own
+/// peak next to the whole products'.
+#[doc(hidden)]
+pub fn time_micro_kernel(isa: Isa, k: usize, reps: usize) -> (f64, f64) {
+    let ker = kernel::Kernel::for_isa(isa);
+    let (mr, nr) = (ker.mr, ker.nr);
+    let mut abuf = vec![0f32; mr * k + 16];
+    let a = driver::aligned(&mut abuf);
+    for (i, x) in a[..mr * k].iter_mut().enumerate() {
+        *x = (i % 7) as f32 * 0.01;
+    }
+    let b: Vec<f32> = (0..k * nr).map(|i| (i % 5) as f32 * 0.01).collect();
+    let bias = vec![0.5f32; nr];
+    let mut c = vec![0f32; mr * nr];
+    let null = std::ptr::null();
+    let ops = kernel::TileOps {
+        bias: bias.as_ptr(),
+        scale: null,
+        shift: null,
+        residual: null,
+        ldr: 0,
+        act: EpilogueAct::Relu,
+    };
+    let tile = kernel::Tile {
+        k,
+        a: a.as_ptr(),
+        lda: 0,
+        b: b.as_ptr(),
+        ldb: nr,
+        c: c.as_mut_ptr(),
+        ldc: nr,
+        rows: mr,
+        cols: nr,
+        alpha: 1.0,
+        beta: 0.0,
+        ops: Some(ops),
+    };
+    let mut best = f64::MAX;
+    for _ in 0..5 {
+        let start = std::time::Instant::now();
+        for _ in 0..reps {
+            // SAFETY: a packed, 64-byte aligned A panel of k steps of MR floats, a B panel of
+            // k rows of NR floats, an MR × NR C and NR bias values; `ker` suits this CPU.
+            unsafe { (ker.tile)(std::hint::black_box(&tile)) };
+        }
+        best = best.min(start.elapsed().as_secs_f64() / reps as f64);
+    }
+    (2.0 * (mr * nr * k) as f64, best)
 }
 
 /// Panics unless A, B and C fit their slices and the inner dimensions agree.

@@ -77,8 +77,8 @@ pub struct Model {
     pub(crate) outputs: Vec<Source>,
     /// Draws initial weights of layers added later (Sequential `add`).
     pub(crate) rng: Rng,
-    /// Activation buffers freed by the last forward pass, for the next one's outputs
-    /// (`tlx_tensor::recycle::scope_with`).
+    /// Buffers freed by the last inference pass or training step (activations, gradients; at
+    /// most 4 MiB), for the next one (`tlx_tensor::recycle::scope_with`).
     pub(crate) recycled: std::sync::Mutex<tlx_tensor::recycle::Kept>,
 }
 
