@@ -5,16 +5,17 @@ mod common;
 use std::collections::BTreeMap;
 use weights_tools::{npy, safetensors, RawTensor, TensorBytes};
 
-fn tmp(name: &str) -> std::path::PathBuf {
-    let d = std::env::temp_dir().join(format!("weights-tools-test-{}", std::process::id()));
-    std::fs::create_dir_all(&d).unwrap();
-    d.join(name)
+/// A directory for one test's files, removed when the test ends.
+fn tmp_dir(test: &str) -> tempfile::TempDir {
+    common::temp_dir(&format!("weights-tools-test-{test}"))
 }
 
 #[test]
 fn npy_round_trip_zero_copy() {
     let t = RawTensor::from_f32(vec![2, 3], &[1.0, -2.0, 3.5, 0.0, 1e-7, 6.0]);
-    let p = tmp("a.npy");
+    let dir_guard = tmp_dir("npy-round-trip");
+    let dir = dir_guard.path();
+    let p = dir.join("a.npy");
     npy::write_npy(&p, &t).unwrap();
     let back = npy::read_npy(&p).unwrap();
     assert_eq!(back.shape, [2, 3]);
@@ -59,7 +60,9 @@ fn safetensors_round_trip_zero_copy_with_metadata() {
     let b = RawTensor { shape: vec![3], dtype: tlx_core::DType::I64, data: TensorBytes::Owned(vec![7; 24]) };
     let mut meta = BTreeMap::new();
     meta.insert("keras_version".to_string(), "3.15.1".to_string());
-    let p = tmp("st-only/x.safetensors");
+    let dir_guard = tmp_dir("safetensors-round-trip");
+    let dir = dir_guard.path();
+    let p = dir.join("st-only/x.safetensors");
     std::fs::create_dir_all(p.parent().unwrap()).unwrap();
     safetensors::write(&p, &[("l/kernel".into(), &a), ("l/bias".into(), &b)], &meta).unwrap();
     let st = safetensors::read(&p).unwrap();
@@ -78,11 +81,13 @@ fn safetensors_round_trip_zero_copy_with_metadata() {
 
 #[test]
 fn convert_and_inspect_every_layout() {
+    let dir_guard = tmp_dir("convert-every-layout");
+    let dir = dir_guard.path();
     for f in
         ["small_cnn.k3.h5", "small_cnn.weights.h5", "small_cnn.keras", "small_resnet.weights.latest-gzip.h5"]
     {
         let src = common::fixture(f);
-        let out = tmp(&format!("{f}.safetensors"));
+        let out = dir.join(format!("{f}.safetensors"));
         let rep = weights_tools::convert(&src, &out).unwrap();
         let st = safetensors::read(&out).unwrap();
         assert_eq!(st.tensors.len(), rep.tensors);
@@ -105,7 +110,7 @@ fn convert_and_inspect_every_layout() {
         assert_eq!(ins2.tensors, ins.tensors);
         assert_eq!(ins2.keras_version, ins.keras_version);
     }
-    let out = tmp("k3.safetensors");
+    let out = dir.join("k3.safetensors");
     weights_tools::convert(common::fixture("small_cnn.k3.h5"), &out).unwrap();
     let st = safetensors::read(&out).unwrap();
     assert_eq!(st.tensors[0].0, "c1/kernel");
@@ -116,7 +121,9 @@ fn convert_and_inspect_every_layout() {
 #[test]
 fn vgg16_converts_block1_conv1_kernel() {
     let Some(p) = common::shared_file("vgg16_notop.h5") else { return };
-    let out = tmp("vgg16.safetensors");
+    let dir_guard = tmp_dir("vgg16-convert");
+    let dir = dir_guard.path();
+    let out = dir.join("vgg16.safetensors");
     let t0 = std::time::Instant::now();
     let rep = weights_tools::convert(&p, &out).unwrap();
     let secs = t0.elapsed().as_secs_f64();
@@ -137,7 +144,9 @@ fn npz_stored_entries_are_mapped_and_deflated_ones_decoded() {
     use std::io::Write;
     let a = RawTensor::from_f32(vec![2], &[1.0, 2.0]);
     let b = RawTensor::from_f32(vec![1, 3], &[3.0, 4.0, 5.0]);
-    let p = tmp("arrays.npz");
+    let dir_guard = tmp_dir("npz-entries");
+    let dir = dir_guard.path();
+    let p = dir.join("arrays.npz");
     {
         let mut z = zip::ZipWriter::new(std::fs::File::create(&p).unwrap());
         let stored =

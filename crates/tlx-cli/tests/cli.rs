@@ -11,11 +11,9 @@ fn fixtures() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/keras")
 }
 
-fn scratch(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("tlx-cli-test-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
+/// A directory for one test's files, removed (with everything in it) when the test ends.
+fn scratch(name: &str) -> tempfile::TempDir {
+    tempfile::Builder::new().prefix(&format!("tlx-cli-test-{name}-")).tempdir().expect("temporary directory")
 }
 
 fn stdout(o: &Output) -> String {
@@ -35,7 +33,8 @@ fn conformance_prints_one_line_per_case_and_a_summary() {
 
 #[test]
 fn unknown_kinds_and_broken_cases_fail_with_nonzero_status() {
-    let dir = scratch("fail");
+    let dir_guard = scratch("fail");
+    let dir = dir_guard.path();
     let manifest = serde_json::json!({"version": 1, "cases": [
         {"name": "future", "kind": "teleport"},
         {"name": "bad_layer", "kind": "layer", "layer": {"class_name": "Lambda", "config": {"name": "lam"}},
@@ -59,13 +58,15 @@ fn missing_or_corrupt_manifests_are_one_line_errors() {
     assert!(err.starts_with("tlx: error: cannot read /definitely/not/here"), "{err}");
     assert_eq!(err.lines().count(), 1);
 
-    let dir = scratch("corrupt");
+    let dir_guard = scratch("corrupt");
+    let dir = dir_guard.path();
     std::fs::write(dir.join("manifest.x.json"), "{\"cases\": [").unwrap();
     let out = tlx(&["conformance", dir.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("manifest.x.json: not a conformance manifest"));
 
-    let empty = scratch("empty");
+    let empty_guard = scratch("empty");
+    let empty = empty_guard.path();
     let out = tlx(&["conformance", empty.to_str().unwrap()]);
     assert!(String::from_utf8_lossy(&out.stderr).contains("no manifest.*.json"));
 }
@@ -80,7 +81,8 @@ fn inspect_and_convert_round_trip() {
     assert!(!tensors.is_empty());
     assert!(tensors.iter().all(|t| t["name"].is_string() && t["shape"].is_array() && t["dtype"].is_string()));
 
-    let dir = scratch("convert");
+    let dir_guard = scratch("convert");
+    let dir = dir_guard.path();
     let st = dir.join("small_cnn.safetensors");
     let out = tlx(&["convert", model.to_str().unwrap(), st.to_str().unwrap()]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
@@ -105,7 +107,8 @@ fn inspect_and_convert_round_trip() {
 
 #[test]
 fn bad_files_and_arguments() {
-    let dir = scratch("bad");
+    let dir_guard = scratch("bad");
+    let dir = dir_guard.path();
     let junk = dir.join("junk.h5");
     std::fs::write(&junk, b"this is not hdf5 at all").unwrap();
     let out = tlx(&["inspect", junk.to_str().unwrap()]);

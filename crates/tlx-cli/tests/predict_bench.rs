@@ -20,11 +20,12 @@ fn fixture(name: &str) -> String {
     fixtures().join(name).to_str().unwrap().to_string()
 }
 
-fn scratch(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("tlx-predict-test-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
+/// A directory for one test's files, removed (with everything in it) when the test ends.
+fn scratch(name: &str) -> tempfile::TempDir {
+    tempfile::Builder::new()
+        .prefix(&format!("tlx-predict-test-{name}-"))
+        .tempdir()
+        .expect("temporary directory")
 }
 
 fn s(p: &Path) -> &str {
@@ -97,7 +98,8 @@ fn write_png(path: &Path, w: u32, h: u32) {
 
 #[test]
 fn predict_npy_matches_keras_outputs() {
-    let dir = scratch("npy");
+    let dir_guard = scratch("npy");
+    let dir = dir_guard.path();
     for (model, base) in [
         ("small_cnn.keras", "small_cnn"),
         ("small_cnn.k3.h5", "small_cnn"),
@@ -141,7 +143,8 @@ fn predict_npy_matches_keras_outputs() {
 fn predict_images_are_resized_like_load_img() {
     // small_cnn takes 20×18×3 (h × w). A 40×36 image halves with PIL's nearest (odd pixels);
     // a 10×9 image doubles (each pixel twice).
-    let dir = scratch("images");
+    let dir_guard = scratch("images");
+    let dir = dir_guard.path();
     let (big, small) = (dir.join("big.png"), dir.join("small.png"));
     write_png(&big, 36, 40);
     write_png(&small, 9, 10);
@@ -211,8 +214,9 @@ fn mobilenet_weights(dir: &Path, top: bool) -> PathBuf {
 
 #[test]
 fn predict_application_prints_imagenet_classes_and_preprocesses() {
-    let dir = scratch("app");
-    let weights = mobilenet_weights(&dir, true);
+    let dir_guard = scratch("app");
+    let dir = dir_guard.path();
+    let weights = mobilenet_weights(dir, true);
     let img = dir.join("cat.png");
     write_png(&img, 40, 30);
     let app = [
@@ -245,7 +249,7 @@ fn predict_application_prints_imagenet_classes_and_preprocesses() {
     // MobileNetV2's preprocess_input is x / 127.5 − 1: done by hand with --preprocess none, the
     // outputs agree; skipping it changes them. (Compared on pooled features: with random
     // weights the 1000 probabilities are all 0.001.)
-    let notop = mobilenet_weights(&dir, false);
+    let notop = mobilenet_weights(dir, false);
     let feats =
         ["predict", "--arch", "mobilenetv2", "--alpha", "0.35", "--input-size", "32", "--weights", s(&notop)];
     let f1 = dir.join("f1.npy");
@@ -322,7 +326,8 @@ fn lambda_models_fail_naming_the_layer_and_class() {
 
 #[test]
 fn missing_and_corrupt_files_are_one_line_errors() {
-    let dir = scratch("bad");
+    let dir_guard = scratch("bad");
+    let dir = dir_guard.path();
     let input = fixture("small_cnn.input.npy");
     let model = fixture("small_cnn.keras");
     one_line_error(
@@ -425,7 +430,8 @@ fn bad_flags_exit_with_status_2() {
 
 #[test]
 fn evaluate_reports_keras_loss_and_metrics() {
-    let dir = scratch("eval");
+    let dir_guard = scratch("eval");
+    let dir = dir_guard.path();
     let (shape, probs) = npy_f32(&fixtures().join("small_cnn.output.npy"));
     let k = shape[1];
     // Labels: the arg-max of rows 0 and 1, the arg-min of row 2.

@@ -2,7 +2,7 @@
 //! folder the test writes, every output file, Keras-loadable weights, interruption and
 //! `--resume` (simulated and a real kill), and bad arguments.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
@@ -10,11 +10,12 @@ fn tlx(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_tlx")).args(args).output().expect("run tlx")
 }
 
-fn scratch(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("tlx-train-test-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
+/// A directory for one test's files, removed (with everything in it) when the test ends.
+fn scratch(name: &str) -> tempfile::TempDir {
+    tempfile::Builder::new()
+        .prefix(&format!("tlx-train-test-{name}-"))
+        .tempdir()
+        .expect("temporary directory")
 }
 
 fn s(p: &Path) -> &str {
@@ -86,7 +87,8 @@ fn finetune_args<'a>(data: &'a str, out: &'a str, base: &'a str) -> Vec<&'a str>
 
 #[test]
 fn finetune_on_an_image_folder_writes_every_output() {
-    let dir = scratch("folder");
+    let dir_guard = scratch("folder");
+    let dir = dir_guard.path();
     image_folder(&dir.join("images"));
     let out = dir.join("run");
     let base = small_base();
@@ -148,7 +150,8 @@ fn finetune_on_an_image_folder_writes_every_output() {
 
 #[test]
 fn interrupted_finetune_resumes_to_the_same_weights() {
-    let dir = scratch("resume");
+    let dir_guard = scratch("resume");
+    let dir = dir_guard.path();
     image_folder(&dir.join("images"));
     let base = small_base();
     let data = dir.join("images");
@@ -174,7 +177,8 @@ fn interrupted_finetune_resumes_to_the_same_weights() {
 
 #[test]
 fn killed_training_resumes_from_its_last_checkpoint() {
-    let dir = scratch("kill");
+    let dir_guard = scratch("kill");
+    let dir = dir_guard.path();
     image_folder(&dir.join("images"));
     let base = small_base();
     let data = dir.join("images");
@@ -219,7 +223,8 @@ fn killed_training_resumes_from_its_last_checkpoint() {
 
 #[test]
 fn train_runs_a_whole_model_file_on_npy_arrays() {
-    let dir = scratch("npy");
+    let dir_guard = scratch("npy");
+    let dir = dir_guard.path();
     let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/keras");
     // small_cnn's recorded input with made-up class labels.
     let x = fixtures.join("small_cnn.input.npy");
@@ -268,7 +273,8 @@ fn train_runs_a_whole_model_file_on_npy_arrays() {
 
 #[test]
 fn bad_arguments_give_one_line_errors() {
-    let dir = scratch("bad");
+    let dir_guard = scratch("bad");
+    let dir = dir_guard.path();
     image_folder(&dir.join("images"));
     let data = dir.join("images");
     let base = small_base();

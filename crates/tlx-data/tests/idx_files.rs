@@ -2,6 +2,8 @@
 //! clear errors for corrupt, truncated and mismatched files, and a property test that random
 //! corruption of a valid file (raw or gzip) gives an error or a tensor, never a panic.
 
+mod common;
+
 use flate2::write::GzEncoder;
 use flate2::Compression;
 use proptest::prelude::*;
@@ -32,12 +34,6 @@ fn gzip(bytes: &[u8]) -> Vec<u8> {
     e.finish().unwrap()
 }
 
-fn tmp(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("tlx-data-idx-{}", std::process::id()));
-    std::fs::create_dir_all(&d).unwrap();
-    d.join(name)
-}
-
 #[test]
 fn real_fashion_mnist() {
     let dir = fashion_dir();
@@ -65,14 +61,16 @@ fn real_fashion_mnist() {
 fn gzip_and_raw_read_the_same() {
     let data: Vec<u8> = (0..2 * 3 * 4).map(|v| v as u8).collect();
     let raw = idx_bytes(0x08, &[2, 3, 4], &data);
-    let (p_raw, p_gz) = (tmp("raw-images"), tmp("gz-images.gz"));
+    let dir_guard = common::temp_dir("tlx-data-idx-gzip-raw");
+    let dir = dir_guard.path();
+    let (p_raw, p_gz) = (dir.join("raw-images"), dir.join("gz-images.gz"));
     std::fs::write(&p_raw, &raw).unwrap();
     std::fs::write(&p_gz, gzip(&raw)).unwrap();
     let a = read_idx(&p_raw).unwrap();
     let b = read_idx(&p_gz).unwrap();
     assert_eq!(a.dims(), [2, 3, 4]);
     assert_eq!(a.to_vec::<u8>().unwrap(), b.to_vec::<u8>().unwrap());
-    let labels = tmp("labels.gz");
+    let labels = dir.join("labels.gz");
     std::fs::write(&labels, gzip(&idx_bytes(0x08, &[2], &[3, 9]))).unwrap();
     let ds = load_idx_pair(&p_gz, &labels).unwrap();
     assert_eq!(ds.example_shape(), [3, 4, 1]);
@@ -82,10 +80,12 @@ fn gzip_and_raw_read_the_same() {
 #[test]
 fn clear_errors_for_bad_files() {
     let data = vec![7u8; 2 * 2 * 2];
-    let images = tmp("bad-images");
+    let dir_guard = common::temp_dir("tlx-data-idx-bad");
+    let dir = dir_guard.path();
+    let images = dir.join("bad-images");
     std::fs::write(&images, idx_bytes(0x08, &[2, 2, 2], &data)).unwrap();
     // Count mismatch names both files.
-    let labels = tmp("bad-labels");
+    let labels = dir.join("bad-labels");
     std::fs::write(&labels, idx_bytes(0x08, &[3], &[0, 1, 2])).unwrap();
     let e = load_idx_pair(&images, &labels).unwrap_err().to_string();
     assert!(
@@ -100,7 +100,7 @@ fn clear_errors_for_bad_files() {
     assert!(e.contains("bad-labels") && e.contains("magic 50 00 08 01"), "{e}");
     // Truncated gzip stream.
     let gz = gzip(&idx_bytes(0x08, &[1000], &[5; 1000]));
-    let cut = tmp("cut.gz");
+    let cut = dir.join("cut.gz");
     std::fs::write(&cut, &gz[..gz.len() / 2]).unwrap();
     let e = read_idx(&cut).unwrap_err().to_string();
     assert!(e.contains("cut.gz") && e.contains("truncated"), "{e}");
@@ -115,7 +115,7 @@ fn clear_errors_for_bad_files() {
     let e = load_idx_pair(&images, &labels).unwrap_err().to_string();
     assert!(e.contains("expected integers"), "{e}");
     // A missing directory names the files looked for.
-    let e = load_mnist(tmp("nowhere"), Split::Train).unwrap_err().to_string();
+    let e = load_mnist(dir.join("nowhere"), Split::Train).unwrap_err().to_string();
     assert!(e.contains("train-images-idx3-ubyte.gz"), "{e}");
 }
 

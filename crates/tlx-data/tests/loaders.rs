@@ -17,11 +17,9 @@ use tlx_data::{arrays, BatchConfig, Split};
 use tlx_tensor::DType;
 use weights_tools::{RawTensor, TensorBytes};
 
-fn fresh_dir(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("tlx-data-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
+/// A directory for one test's files, removed when the test ends.
+fn fresh_dir(name: &str) -> tempfile::TempDir {
+    common::temp_dir(&format!("tlx-data-{name}"))
 }
 
 fn solid_png(path: &Path, w: u32, h: u32, rgb: [u8; 3]) {
@@ -65,8 +63,9 @@ fn write_folder(root: &Path) -> Vec<(String, i64, [u8; 3])> {
 
 #[test]
 fn image_folder_with_resize_and_keras_split() {
-    let root = fresh_dir("folder");
-    let files = write_folder(&root);
+    let root_guard = fresh_dir("folder");
+    let root = root_guard.path();
+    let files = write_folder(root);
     let opts = FolderOptions {
         image_size: (4, 5),
         seed: Some(1337),
@@ -76,19 +75,19 @@ fn image_folder_with_resize_and_keras_split() {
     };
     // NumPy: RandomState(1337).shuffle(list(range(10))) == [6, 3, 0, 4, 5, 2, 1, 9, 8, 7].
     let perm = [6, 3, 0, 4, 5, 2, 1, 9, 8, 7];
-    let (paths, labels, classes) = index_directory(&root, &opts).unwrap();
+    let (paths, labels, classes) = index_directory(root, &opts).unwrap();
     assert_eq!(classes, ["cats", "dogs", "zebra"]);
     let want: Vec<PathBuf> = perm.iter().map(|&i| root.join(&files[i].0)).collect();
     assert_eq!(paths, want);
     assert_eq!(labels, perm.iter().map(|&i| files[i].1).collect::<Vec<_>>());
 
-    let train = image_dataset_from_directory(&root, &opts).unwrap();
+    let train = image_dataset_from_directory(root, &opts).unwrap();
     let val = image_dataset_from_directory(
-        &root,
+        root,
         &FolderOptions { subset: Some(Subset::Validation), ..opts.clone() },
     )
     .unwrap();
-    let (t2, v2) = image_dataset_from_directory_split(&root, &opts).unwrap();
+    let (t2, v2) = image_dataset_from_directory_split(root, &opts).unwrap();
     assert_eq!((train.len(), val.len()), (8, 2));
     assert_eq!((t2.classes(), v2.classes()), (train.classes(), val.classes()));
     assert_eq!(val.classes().unwrap(), [files[8].1, files[7].1]);
@@ -118,7 +117,8 @@ fn image_folder_with_resize_and_keras_split() {
 
 #[test]
 fn folder_options_colour_modes_and_interpolation() {
-    let root = fresh_dir("folder-modes");
+    let root_guard = fresh_dir("folder-modes");
+    let root = root_guard.path();
     // A 2×2 checker (PNG) and an RGBA image in one class, a grey PNG in another.
     let checker =
         ImageBuffer::from_fn(
@@ -134,30 +134,30 @@ fn folder_options_colour_modes_and_interpolation() {
     let base = FolderOptions { image_size: (4, 4), shuffle: false, ..FolderOptions::default() };
 
     let nearest = FolderOptions { interpolation: Interpolation::Nearest, ..base.clone() };
-    let ds = image_dataset_from_directory(&root, &nearest).unwrap();
+    let ds = image_dataset_from_directory(root, &nearest).unwrap();
     let x = ds.x(0).unwrap().to_vec::<f32>().unwrap();
     assert_eq!(&x[..6], &[255., 0., 0., 255., 0., 0.], "each checker cell becomes 2×2");
     assert_eq!(&x[6..9], &[0., 0., 255.]);
 
     let rgba = FolderOptions { color_mode: ColorMode::Rgba, ..base.clone() };
-    let ds = image_dataset_from_directory(&root, &rgba).unwrap();
+    let ds = image_dataset_from_directory(root, &rgba).unwrap();
     assert_eq!(ds.example_shape(), [4, 4, 4]);
     assert_eq!(&ds.x(1).unwrap().to_vec::<f32>().unwrap()[..4], &[10., 20., 30., 40.]);
     assert_eq!(&ds.x(2).unwrap().to_vec::<f32>().unwrap()[..4], &[77., 77., 77., 255.]);
 
     let grey = FolderOptions { color_mode: ColorMode::Grayscale, crop_to_aspect_ratio: true, ..base.clone() };
-    let ds = image_dataset_from_directory(&root, &grey).unwrap();
+    let ds = image_dataset_from_directory(root, &grey).unwrap();
     let v = ds.x(1).unwrap().to_vec::<f32>().unwrap()[0];
     assert_eq!(v, ((9798 * 10 + 19235 * 20 + 3735 * 30) >> 15) as f32);
     assert_eq!(ds.x(2).unwrap().to_vec::<f32>().unwrap()[0], 77.0);
     let padded = FolderOptions { pad_to_aspect_ratio: true, image_size: (2, 4), ..base.clone() };
-    let ds = image_dataset_from_directory(&root, &padded).unwrap();
+    let ds = image_dataset_from_directory(root, &padded).unwrap();
     assert_eq!(ds.example_shape(), [2, 4, 3]);
     ds.to_tensors().unwrap();
 
     // Keras's argument rules.
     let e = image_dataset_from_directory(
-        &root,
+        root,
         &FolderOptions {
             validation_split: Some(0.5),
             subset: Some(Subset::Training),
@@ -168,23 +168,24 @@ fn folder_options_colour_modes_and_interpolation() {
     .to_string();
     assert!(e.contains("seed"), "{e}");
     let e =
-        image_dataset_from_directory(&root, &FolderOptions { validation_split: Some(0.5), ..base.clone() })
+        image_dataset_from_directory(root, &FolderOptions { validation_split: Some(0.5), ..base.clone() })
             .unwrap_err()
             .to_string();
     assert!(e.contains("subset"), "{e}");
     let named = FolderOptions { class_names: Some(vec!["b".into(), "a".into()]), ..base.clone() };
-    assert_eq!(image_dataset_from_directory(&root, &named).unwrap().classes().unwrap(), [0, 1, 1]);
+    assert_eq!(image_dataset_from_directory(root, &named).unwrap().classes().unwrap(), [0, 1, 1]);
     let wrong = FolderOptions { class_names: Some(vec!["a".into()]), ..base.clone() };
-    assert!(image_dataset_from_directory(&root, &wrong).is_err());
+    assert!(image_dataset_from_directory(root, &wrong).is_err());
 }
 
 #[test]
 fn folder_errors_name_the_file() {
-    let root = fresh_dir("folder-bad");
+    let root_guard = fresh_dir("folder-bad");
+    let root = root_guard.path();
     solid_png(&root.join("ok/good.png"), 4, 4, [1, 2, 3]);
     std::fs::write(root.join("ok/broken.png"), b"\x89PNG\r\n\x1a\nnot really").unwrap();
     let ds =
-        image_dataset_from_directory(&root, &FolderOptions { shuffle: false, ..FolderOptions::default() })
+        image_dataset_from_directory(root, &FolderOptions { shuffle: false, ..FolderOptions::default() })
             .unwrap();
     let errs: Vec<String> = ds
         .batches(BatchConfig::new(2))
@@ -200,9 +201,10 @@ fn folder_errors_name_the_file() {
         .unwrap_err()
         .to_string();
     assert!(e.contains("missing"), "{e}");
-    let empty = fresh_dir("folder-empty");
+    let empty_guard = fresh_dir("folder-empty");
+    let empty = empty_guard.path();
     std::fs::create_dir_all(empty.join("a")).unwrap();
-    let e = image_dataset_from_directory(&empty, &FolderOptions::default()).unwrap_err().to_string();
+    let e = image_dataset_from_directory(empty, &FolderOptions::default()).unwrap_err().to_string();
     assert!(e.contains("no images found"), "{e}");
 }
 
@@ -214,7 +216,8 @@ fn cifar_record(label: &[u8], seed: u8) -> Vec<u8> {
 
 #[test]
 fn cifar_batches() {
-    let dir = fresh_dir("cifar10");
+    let dir_guard = fresh_dir("cifar10");
+    let dir = dir_guard.path();
     for b in 1..=5u8 {
         let bytes: Vec<u8> = [cifar_record(&[b], 3), cifar_record(&[9 - b], 5)].concat();
         std::fs::write(dir.join(format!("data_batch_{b}.bin")), bytes).unwrap();
@@ -225,7 +228,7 @@ fn cifar_batches() {
         "airplane\nautomobile\nbird\ncat\ndeer\ndog\nfrog\nhorse\nship\ntruck\n\n",
     )
     .unwrap();
-    let train = load_cifar10(&dir, Split::Train).unwrap();
+    let train = load_cifar10(dir, Split::Train).unwrap();
     assert_eq!(train.len(), 10);
     assert_eq!(train.example_shape(), [32, 32, 3]);
     assert_eq!(train.classes().unwrap(), [1, 8, 2, 7, 3, 6, 4, 5, 5, 4]);
@@ -233,23 +236,24 @@ fn cifar_batches() {
     // Pixel (0, 0): red plane byte 0, green byte 1024, blue byte 2048 (times the seed).
     let x = train.x(0).unwrap().to_vec::<f32>().unwrap();
     assert_eq!(&x[..3], &[0.0, (1024u32 * 3 % 256) as f32, (2048u32 * 3 % 256) as f32]);
-    assert_eq!(load_cifar10(&dir, Split::Test).unwrap().len(), 1);
+    assert_eq!(load_cifar10(dir, Split::Test).unwrap().len(), 1);
 
     // Truncated batch, label out of range, missing file.
     std::fs::write(dir.join("data_batch_3.bin"), &cifar_record(&[1], 1)[..2000]).unwrap();
-    let e = load_cifar10(&dir, Split::Train).unwrap_err().to_string();
+    let e = load_cifar10(dir, Split::Train).unwrap_err().to_string();
     assert!(e.contains("data_batch_3.bin") && e.contains("3073-byte"), "{e}");
     std::fs::write(dir.join("data_batch_3.bin"), cifar_record(&[12], 1)).unwrap();
-    let e = load_cifar10(&dir, Split::Train).unwrap_err().to_string();
+    let e = load_cifar10(dir, Split::Train).unwrap_err().to_string();
     assert!(e.contains("label 12"), "{e}");
     std::fs::remove_file(dir.join("data_batch_3.bin")).unwrap();
-    assert!(load_cifar10(&dir, Split::Train).unwrap_err().to_string().contains("data_batch_3.bin"));
+    assert!(load_cifar10(dir, Split::Train).unwrap_err().to_string().contains("data_batch_3.bin"));
 
-    let d100 = fresh_dir("cifar100");
+    let d100_guard = fresh_dir("cifar100");
+    let d100 = d100_guard.path();
     std::fs::write(d100.join("train.bin"), [cifar_record(&[3, 77], 1), cifar_record(&[19, 99], 2)].concat())
         .unwrap();
-    assert_eq!(load_cifar100(&d100, Split::Train, true).unwrap().classes().unwrap(), [77, 99]);
-    assert_eq!(load_cifar100(&d100, Split::Train, false).unwrap().classes().unwrap(), [3, 19]);
+    assert_eq!(load_cifar100(d100, Split::Train, true).unwrap().classes().unwrap(), [77, 99]);
+    assert_eq!(load_cifar100(d100, Split::Train, false).unwrap().classes().unwrap(), [3, 19]);
     let (x, y) = read_cifar_batch(d100.join("train.bin"), CifarKind::Cifar100Fine).unwrap();
     assert_eq!((x.len(), y.len()), (2 * 3072, 2));
 }
@@ -260,7 +264,8 @@ fn raw(shape: Vec<usize>, dtype: DType, bytes: Vec<u8>) -> RawTensor {
 
 #[test]
 fn npy_and_npz() {
-    let dir = fresh_dir("npy");
+    let dir_guard = fresh_dir("npy");
+    let dir = dir_guard.path();
     let (xp, yp) = (dir.join("x.npy"), dir.join("y.npy"));
     weights_tools::npy::write_npy(&xp, &raw(vec![4, 2, 2, 1], DType::U8, (0..16).collect())).unwrap();
     let y: Vec<u8> = [3i64, 1, 4, 1].iter().flat_map(|v| v.to_le_bytes()).collect();

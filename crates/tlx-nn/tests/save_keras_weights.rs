@@ -20,10 +20,9 @@ fn fixtures() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/keras")
 }
 
-fn tmp_dir(tag: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("tlx-save-h5-{tag}-{}", std::process::id()));
-    std::fs::create_dir_all(&d).unwrap();
-    d
+/// A directory for one test's files, removed (with everything in it) when the test ends.
+fn tmp_dir(tag: &str) -> tempfile::TempDir {
+    tempfile::Builder::new().prefix(&format!("tlx-save-h5-{tag}-")).tempdir().expect("temporary directory")
 }
 
 fn relu() -> Activation {
@@ -139,10 +138,11 @@ fn round_trip(m: &Model, dir: &Path, file: &str) -> PathBuf {
 
 #[test]
 fn sequential_mlp_with_batchnorm_round_trips_with_keras_keys() {
-    let dir = tmp_dir("mlp");
+    let dir_guard = tmp_dir("mlp");
+    let dir = dir_guard.path();
     let m = mlp();
     randomize(&m, 1);
-    let path = round_trip(&m, &dir, "mlp.weights.h5");
+    let path = round_trip(&m, dir, "mlp.weights.h5");
     let t = tree(&path);
     let want: BTreeMap<String, String> = [
         ("/", "group name=None"),
@@ -183,10 +183,11 @@ fn sequential_mlp_with_batchnorm_round_trips_with_keras_keys() {
 
 #[test]
 fn functional_with_shared_layers_and_a_nested_sequential_round_trips() {
-    let dir = tmp_dir("func");
+    let dir_guard = tmp_dir("func");
+    let dir = dir_guard.path();
     let m = functional();
     randomize(&m, 2);
-    let path = round_trip(&m, &dir, "func.weights.h5");
+    let path = round_trip(&m, dir, "func.weights.h5");
     let t = tree(&path);
     let paths: Vec<&str> = t.keys().map(|s| s.as_str()).collect();
     assert_eq!(
@@ -242,12 +243,13 @@ fn functional_with_shared_layers_and_a_nested_sequential_round_trips() {
 /// again: the same tree as Keras's file (less the optimizer) and the same bytes in every dataset.
 #[test]
 fn keras_fixtures_save_the_tree_and_bytes_keras_wrote() {
-    let dir = tmp_dir("fixtures");
+    let dir_guard = tmp_dir("fixtures");
+    let dir = dir_guard.path();
     for stem in ["small_cnn", "small_resnet"] {
         let keras_file = fixtures().join(format!("{stem}.weights.h5"));
         let mut m = Model::from_keras_file(fixtures().join(format!("{stem}.keras"))).unwrap();
         m.load_keras_weights(&keras_file).unwrap();
-        let ours = round_trip(&m, &dir, &format!("{stem}.weights.h5"));
+        let ours = round_trip(&m, dir, &format!("{stem}.weights.h5"));
         let theirs: BTreeMap<String, String> =
             tree(&keras_file).into_iter().filter(|(p, _)| !p.starts_with("/optimizer")).collect();
         assert_eq!(tree(&ours), theirs, "{stem}: tree differs from Keras's");
@@ -268,10 +270,11 @@ fn keras_fixtures_save_the_tree_and_bytes_keras_wrote() {
 
 #[test]
 fn code_built_cnn_round_trips() {
-    let dir = tmp_dir("cnn");
+    let dir_guard = tmp_dir("cnn");
+    let dir = dir_guard.path();
     let m = cnn();
     randomize(&m, 3);
-    let path = round_trip(&m, &dir, "cnn.weights.h5");
+    let path = round_trip(&m, dir, "cnn.weights.h5");
     let t = tree(&path);
     assert_eq!(t["/layers/conv2d/vars/0"], "dataset [3, 3, 2, 4] F32");
     assert_eq!(t["/layers/max_pooling2d/vars"], "group name=Some(\"p1\")");
@@ -280,13 +283,14 @@ fn code_built_cnn_round_trips() {
 
 #[test]
 fn odd_names_empty_models_zero_sizes_and_many_layers() {
-    let dir = tmp_dir("edge");
+    let dir_guard = tmp_dir("edge");
+    let dir = dir_guard.path();
     // Layer names with '/' and non-ASCII are attribute values, not paths.
     let mut m = Model::sequential("モデル/x", &[3]);
     m.add(Dense::new("dense/one", 2, Activation::Linear)).unwrap();
     m.add(Dense::new("плотный ✓", 2, Activation::Linear)).unwrap();
     randomize(&m, 4);
-    let path = round_trip(&m, &dir, "names.weights.h5");
+    let path = round_trip(&m, dir, "names.weights.h5");
     let t = tree(&path);
     assert_eq!(t["/vars"], "group name=Some(\"モデル/x\")");
     assert_eq!(t["/layers/dense/vars"], "group name=Some(\"dense/one\")");
@@ -294,13 +298,13 @@ fn odd_names_empty_models_zero_sizes_and_many_layers() {
 
     // An empty model: just /vars.
     let empty = Model::sequential("empty", &[3]);
-    let path = round_trip(&empty, &dir, "empty.weights.h5");
+    let path = round_trip(&empty, dir, "empty.weights.h5");
     assert_eq!(tree(&path).keys().collect::<Vec<_>>(), ["/", "/vars"]);
 
     // Zero-size weights.
     let mut z = Model::sequential("zero", &[0]);
     z.add(Dense::new("d", 3, Activation::Linear)).unwrap();
-    let path = round_trip(&z, &dir, "zero.weights.h5");
+    let path = round_trip(&z, dir, "zero.weights.h5");
     assert_eq!(tree(&path)["/layers/dense/vars/0"], "dataset [0, 3] F32");
 
     // Hundreds of layers: a two-level B-tree under /layers, one string per layer.
@@ -311,7 +315,7 @@ fn odd_names_empty_models_zero_sizes_and_many_layers() {
     }
     big.add(Dense::new("last", 2, Activation::Linear)).unwrap();
     randomize(&big, 5);
-    let path = round_trip(&big, &dir, "big.weights.h5");
+    let path = round_trip(&big, dir, "big.weights.h5");
     let t = tree(&path);
     assert_eq!(t["/layers/activation_599/vars"], "group name=Some(\"act599\")");
     assert_eq!(t["/layers/dense/vars/0"], "dataset [4, 2] F32");
@@ -320,7 +324,8 @@ fn odd_names_empty_models_zero_sizes_and_many_layers() {
 
 #[test]
 fn bad_input_is_an_error() {
-    let dir = tmp_dir("bad");
+    let dir_guard = tmp_dir("bad");
+    let dir = dir_guard.path();
     let m = mlp();
     let e = m.save_keras_weights(dir.join("x.h5")).unwrap_err().to_string();
     assert!(e.contains("x.h5") && e.contains(".weights.h5"), "{e}");

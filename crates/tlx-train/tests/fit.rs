@@ -55,11 +55,9 @@ fn weights_bits(t: &Trainer) -> Vec<Vec<u32>> {
         .collect()
 }
 
-fn scratch(name: &str) -> std::path::PathBuf {
-    let d = std::env::temp_dir().join(format!("tlx-fit-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
+/// A directory for one test's files, removed (with everything in it) when the test ends.
+fn scratch(name: &str) -> tempfile::TempDir {
+    tempfile::Builder::new().prefix(&format!("tlx-fit-{name}-")).tempdir().expect("temporary directory")
 }
 
 #[test]
@@ -108,15 +106,16 @@ fn class_weights_scale_the_loss_like_keras() {
 #[test]
 fn interrupted_training_resumes_bit_identically() {
     let data = blobs(200, 3);
-    let dir = scratch("resume");
+    let dir_guard = scratch("resume");
+    let dir = dir_guard.path();
     // Dropout makes the result depend on the per-step randomness too.
-    let base = FitOptions { checkpoint_dir: Some(dir.clone()), checkpoint_every_steps: 5, ..quiet(4) };
+    let base = FitOptions { checkpoint_dir: Some(dir.to_path_buf()), checkpoint_every_steps: 5, ..quiet(4) };
     let mut full = trainer(mlp(4, true), 0.005);
     full.fit(&data, &FitOptions { checkpoint_dir: None, ..base.clone() }, &mut []).unwrap();
     let mut first = trainer(mlp(4, true), 0.005);
     first.fit(&data, &FitOptions { stop_after_steps: Some(23), ..base.clone() }, &mut []).unwrap();
     // 23 steps ran; the last checkpoint is at step 20.
-    let latest = checkpoint::latest(&dir).unwrap().unwrap();
+    let latest = checkpoint::latest(dir).unwrap().unwrap();
     assert!(latest.ends_with("ckpt-000000020"), "{}", latest.display());
     // A fresh process: new model object with other initial weights, resumed from the checkpoint.
     let mut resumed = trainer(mlp(99, true), 0.005);
@@ -125,15 +124,15 @@ fn interrupted_training_resumes_bit_identically() {
     assert_eq!(h.epochs, vec![0, 1, 2, 3]);
     // Every checkpoint file was replaced atomically: no temp files are left behind, and only
     // the newest checkpoint remains.
-    let newest = checkpoint::latest(&dir).unwrap().unwrap();
-    for d in [dir.clone(), newest.clone()] {
+    let newest = checkpoint::latest(dir).unwrap().unwrap();
+    for d in [dir.to_path_buf(), newest.clone()] {
         let names: Vec<String> = std::fs::read_dir(&d)
             .unwrap()
             .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
             .collect();
         assert!(names.iter().all(|n| !n.contains(".tmp")), "{names:?}");
     }
-    let ckpts = std::fs::read_dir(&dir)
+    let ckpts = std::fs::read_dir(dir)
         .unwrap()
         .filter(|e| e.as_ref().unwrap().file_name().to_string_lossy().starts_with("ckpt-"))
         .count();
@@ -185,7 +184,8 @@ fn frozen_prefix_is_found_only_when_it_is_frozen_and_deterministic() {
 #[test]
 fn callbacks_drive_training() {
     let data = blobs(150, 5);
-    let dir = scratch("callbacks");
+    let dir_guard = scratch("callbacks");
+    let dir = dir_guard.path();
     let es = EarlyStoppingCallback::from_keras_config(
         &json!({"monitor": "loss", "patience": 0, "min_delta": 10.0, "restore_best_weights": true}),
     )

@@ -35,3 +35,9 @@ pub fn fixture(name: &str) -> PathBuf {
 pub fn local_fixture(name: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(name)
 }
+
+/// A fresh directory `<tmp>/<prefix>…` for one test's files, removed with everything in it
+/// when dropped (test runs leave nothing behind).
+pub fn temp_dir(prefix: &str) -> tempfile::TempDir {
+    tempfile::Builder::new().prefix(&format!("{prefix}-")).tempdir().expect("temporary directory")
+}

@@ -74,3 +74,9 @@ pub fn rel_err(got: &[f32], want: &[f32]) -> f64 {
     }
     d / n.max(1e-12)
 }
+
+/// A fresh directory `<tmp>/<prefix>…` for one test's files, removed with everything in it
+/// when dropped (test runs leave nothing behind).
+pub fn temp_dir(prefix: &str) -> tempfile::TempDir {
+    tempfile::Builder::new().prefix(&format!("{prefix}-")).tempdir().expect("temporary directory")
+}
