@@ -30,6 +30,7 @@ fn main() {
         ("conv4 1x1 256->1024", 1, 14, 256, 1, 1, 1024, Padding::Valid),
         ("conv4 1x1 1024->256", 1, 14, 1024, 1, 1, 256, Padding::Valid),
         ("conv5 1x1 2048->512", 1, 7, 2048, 1, 1, 512, Padding::Valid),
+        ("conv5 1x1 512->2048", 1, 7, 512, 1, 1, 2048, Padding::Valid),
     ];
     for (name, n, hw, c_in, ks, stride, c_out, padding) in shapes {
         let label = format!("{name} b{n}");

@@ -328,9 +328,12 @@ fn few_rows(
     let prepacked = matches!(b, BSource::Packed(_));
     let panels = n.div_ceil(nr);
     let direct = direct_a(ker, a);
-    // Panels q0..q1, all depth blocks: A packed, then B's columns of these panels packed
-    // (row by row, in order) unless read in place, then the tiles down each panel.
-    let run = |q0: usize, q1: usize| {
+    // Floats of one packed depth block of A.
+    let a_block = a_len(m, kc_max, mr);
+    // Panels q0..q1, all depth blocks: A packed (unless `shared_a` holds every depth block
+    // packed beforehand), then B's columns of these panels packed (row by row, in order)
+    // unless read in place, then the tiles down each panel.
+    let run = |q0: usize, q1: usize, shared_a: Option<&[f32]>| {
         let (j0, cols) = (q0 * nr, (q1 * nr).min(n) - q0 * nr);
         let b_floats = if prepacked {
             0
@@ -339,7 +342,7 @@ fn few_rows(
         } else {
             b_len(cols, kc_max, nr)
         };
-        let a_floats = if direct { 0 } else { a_len(m, kc_max, mr) };
+        let a_floats = if direct || shared_a.is_some() { 0 } else { a_block };
         par::with_scratch(a_floats + 16, |abuf: &mut [f32]| {
             par::with_scratch(b_floats + 16, |bbuf: &mut [f32]| {
                 let (ap, bp) = (aligned(abuf), aligned(bbuf));
@@ -349,6 +352,8 @@ fn few_rows(
                     let ops = if p0 + kc == k { ops } else { None };
                     let ablock = if direct {
                         ABlock::Direct(a.data[p0..].as_ptr(), a.row_stride)
+                    } else if let Some(shared) = shared_a {
+                        ABlock::Packed(&shared[p0 / kc_max * a_block..])
                     } else {
                         pack_a(a, 0, m, p0, kc, mr, ap);
                         ABlock::Packed(ap)
@@ -413,12 +418,36 @@ fn few_rows(
     };
     if threads > 1 && panels > 1 {
         // Several runs of panels per thread where there are enough panels (see
-        // TASKS_PER_THREAD); each packs its own A, so not below 4 panels per run.
+        // TASKS_PER_THREAD), not below 4 panels per run.
         let tasks = (threads * TASKS_PER_THREAD).min(panels / 4).max(threads);
         let per = panels.div_ceil(tasks);
-        (0..panels.div_ceil(per)).into_par_iter().for_each(|t| run(t * per, ((t + 1) * per).min(panels)));
+        let runs = |shared_a: Option<&[f32]>| {
+            (0..panels.div_ceil(per))
+                .into_par_iter()
+                .for_each(|t| run(t * per, ((t + 1) * per).min(panels), shared_a))
+        };
+        if direct {
+            runs(None);
+        } else {
+            // A packed once, every depth block, for all runs: each run packing its own copy
+            // cost a fifth of ResNet50's conv5 1×1 layers (49 rows of depth 2048, eight runs).
+            let blocks = k.div_ceil(kc_max);
+            par::with_scratch(blocks * a_block + 16, |abuf: &mut [f32]| {
+                let ap = aligned(abuf);
+                let pack = |(i, dst): (usize, &mut [f32])| {
+                    let p0 = i * kc_max;
+                    pack_a(a, 0, m, p0, kc_max.min(k - p0), mr, dst);
+                };
+                if blocks > 1 {
+                    ap[..blocks * a_block].par_chunks_mut(a_block).enumerate().for_each(pack);
+                } else {
+                    pack((0, &mut ap[..a_block]));
+                }
+                runs(Some(ap));
+            });
+        }
     } else {
-        run(0, panels);
+        run(0, panels, None);
     }
 }
 
