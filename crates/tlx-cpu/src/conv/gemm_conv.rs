@@ -9,14 +9,20 @@
 //!   input gradient. Tiles are bands of whole output rows of one image, run in two phases
 //!   (even bands, odd bands) so the bands of one phase write disjoint input rows.
 //!
+//! Ungrouped f32 forward passes build no `col`: the GEMM reads the patches where they lie
+//! in the input, or in a zero-padded copy of it (`gemm::Patches`, `super::padded`), with
+//! the same sums in the same order (the same bits).
+//!
 //! Threading: with enough tiles, each rayon task runs whole tiles (its own column buffer,
 //! single-threaded GEMMs); with few, tiles run one after another and the im2col and GEMM of
 //! each are parallel inside.
 
 use super::im2col::{col2im_add, col_stride, im2col};
+use super::padded;
 use super::{Epilogue, Tuning};
 use crate::gemm::{
-    gemm, gemm_packed, gemm_packed_ops, gemm_packed_serial, gemm_serial, with_packed_b, MatRef, PackedB,
+    gemm, gemm_packed, gemm_packed_ops, gemm_packed_patches, gemm_packed_serial, gemm_serial, with_packed_b,
+    MatRef, PackedB, Patches,
 };
 use crate::par::{self, SharedMut};
 use rayon::prelude::*;
@@ -146,9 +152,22 @@ pub(super) fn forward_kept<T: Float>(
     let m = g.n * g.out_h * g.out_w;
     let parallel = t.parallel(m * k_row * g.c_out);
     let pointwise = g.is_pointwise();
-    // A pointwise tile needs no column buffer: its budget bounds the output tile instead,
-    // which the epilogue then finds in cache.
-    let plan = TilePlan::new(m, if pointwise { g.c_out } else { k_row }, parallel, t);
+    // Patches read in place from the input, or from a zero-padded copy of it (f32, one
+    // group, neighbouring columns of the kernel on neighbouring pixels), through the kernel
+    // packed beforehand.
+    let padding = g.pad_top + g.pad_bottom + g.pad_left + g.pad_right > 0;
+    let pad_len = padded::shape(g).iter().product::<usize>();
+    let in_place = T::DTYPE == DType::F32
+        && t.patches_in_place
+        && !pointwise
+        && g.groups == 1
+        && g.dilation_w == 1
+        && padded::same_output(g)
+        && (!padding || pad_len * 4 <= padded::MAX_BYTES);
+    let pad_len = if in_place && padding { pad_len } else { 0 };
+    // A tile read in place needs no column buffer: its budget bounds the output tile
+    // instead, which the epilogue then finds in cache.
+    let plan = TilePlan::new(m, if pointwise || in_place { g.c_out } else { k_row }, parallel, t);
     let beta = if bias.is_some() { T::one() } else { T::zero() };
     let tiles = m.div_ceil(plan.rows);
     // The column matrix's row stride: rows that would share L1 sets are spread.
@@ -156,12 +175,26 @@ pub(super) fn forward_kept<T: Float>(
     // With an epilogue the kernel is always packed beforehand, so that the micro-kernel
     // applies it in registers as it stores each tile (`gemm_packed_ops`) instead of a pass
     // over the output tile afterwards (a 512-row tile of 2048 channels is 4 MiB: out of L2).
-    let mut body = |packed: Option<&PackedB<'_>>| {
+    // `image`: the input, or its padded copy where patches are read in place from one.
+    let mut body = |image: &[T], packed: Option<&PackedB<'_>>| {
         // One tile: out_tile [rows, c_out] for output rows r0..r0+rows.
         let tile = |col: &mut [T], r0: usize, out_tile: &mut [T], inner: bool| {
             let rows = out_tile.len() / g.c_out;
             if bias.is_some() {
                 super::fill_bias(out_tile, g.c_out, bias);
+            }
+            if let (true, Some(pb)) = (in_place, packed) {
+                let image = bytemuck::cast_slice::<T, f32>(image);
+                let shape = padded::shape(g);
+                let strides = (g.stride_h, g.stride_w);
+                let a = Patches::new(image, shape, (g.kh, g.kw), strides, g.dilation_h, r0, rows);
+                let ops = ep.map(|ep| crate::gemm::OutputOps {
+                    residual_in_c: residual_in_out,
+                    ..ep.as_f32().output_ops(r0, g.c_out)
+                });
+                let c = bytemuck::cast_slice_mut::<T, f32>(out_tile);
+                gemm_packed_patches(1.0, a, pb, beta.to_f32(), c, g.c_out, inner, ops.as_ref());
+                return;
             }
             for grp in 0..g.groups {
                 let a = if pointwise {
@@ -201,7 +234,7 @@ pub(super) fn forward_kept<T: Float>(
             }
         };
         let chunk = plan.rows * g.c_out;
-        let col_len = if pointwise { 0 } else { plan.rows * ld };
+        let col_len = if pointwise || in_place { 0 } else { plan.rows * ld };
         if plan.across_tiles {
             out.par_chunks_mut(chunk).enumerate().for_each(|(i, o)| {
                 par::with_scratch(col_len, |col| tile(col, i * plan.rows, o, false));
@@ -214,10 +247,22 @@ pub(super) fn forward_kept<T: Float>(
             });
         }
     };
-    match kept {
-        Some(pb) => body(Some(pb)),
-        None => with_packed_kernel(g, kernel_group(g, kernel, 0), tiles, ep.is_some(), &mut body),
-    }
+    par::with_scratch(pad_len, |pad: &mut [T]| {
+        let image: &[T] = if pad_len > 0 {
+            padded::pad_into(g, input, pad, parallel);
+            pad
+        } else {
+            input
+        };
+        match kept {
+            Some(pb) => body(image, Some(pb)),
+            None => {
+                with_packed_kernel(g, kernel_group(g, kernel, 0), tiles, ep.is_some() || in_place, |pb| {
+                    body(image, pb)
+                })
+            }
+        }
+    })
 }
 
 /// Kernel gradient: `grad_kernel` `[K, c_out]` (overwritten).

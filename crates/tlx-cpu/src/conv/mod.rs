@@ -15,7 +15,10 @@
 //! - everything else goes through im2col into bounded tiles of output rows times the kernel
 //!   seen as `[kh·kw·cig, c_out]` (`gemm_conv`), one GEMM per group, which gives NHWC output
 //!   directly; the backward passes use the same tiles (col2im scatter for the input gradient,
-//!   im2colᵀ × grad_out accumulated over tiles for the kernel gradient).
+//!   im2colᵀ × grad_out accumulated over tiles for the kernel gradient). Ungrouped f32
+//!   forward passes skip the column buffer: the GEMM reads each patch where it lies in the
+//!   input, or in a zero-padded copy of it (`gemm::Patches`, `padded`; ResNet50's stem and
+//!   strided 1×1 convolutions).
 //!
 //! Work above `crate::PARALLEL_THRESHOLD` multiply-adds runs on the rayon pool.
 //!
@@ -30,6 +33,7 @@ mod epilogue;
 mod gemm_conv;
 mod im2col;
 mod kept;
+mod padded;
 mod small_k;
 #[cfg(test)]
 mod tests;
@@ -62,6 +66,10 @@ pub(crate) struct Tuning {
     pub threads: usize,
     /// Whether 3×3 stride-1 f32 forward convolutions run through Winograd.
     pub winograd: winograd::Choice,
+    /// Whether unpadded f32 forward convolutions through the GEMM read their patches where
+    /// they lie in the input (implicit im2col, `gemm::Patches`) instead of copying them
+    /// into a column buffer first. On unless `TLX_CONV_IM2COL=1` (for benchmarks).
+    pub patches_in_place: bool,
 }
 
 impl Tuning {
@@ -74,6 +82,7 @@ impl Tuning {
             partial_limit: 1 << 23,
             threads: crate::par::threads(),
             winograd: winograd::default_choice(),
+            patches_in_place: patches_in_place_default(),
         }
     }
 
@@ -81,6 +90,12 @@ impl Tuning {
     fn parallel(&self, work: usize) -> bool {
         self.threads > 1 && work >= self.parallel_threshold
     }
+}
+
+/// `Tuning::patches_in_place` of the public entry points (read once).
+fn patches_in_place_default() -> bool {
+    static ON: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *ON.get_or_init(|| std::env::var("TLX_CONV_IM2COL").as_deref() != Ok("1"))
 }
 
 fn check_sizes(op: &str, g: &Conv2dGeometry, input: usize, kernel: usize, out: usize) {

@@ -39,6 +39,7 @@ pub(crate) fn tiny_tuning(min_rows: usize, partial_limit: usize) -> Tuning {
         partial_limit,
         threads: crate::par::threads().max(2),
         winograd: winograd::Choice::Off,
+        patches_in_place: true,
     }
 }
 
@@ -160,6 +161,33 @@ proptest! {
         let geometry = Conv2dGeometry::new(&[n, h, w, c_in], &[kh, kw, c_in, c_out], (sh, sw), (1, 1), pad, 1);
         prop_assume!(geometry.is_ok());
         check(&geometry.unwrap(), bias, &t, seed);
+    }
+
+    #[test]
+    fn convolutions_reading_patches_in_place_match_reference_and_im2col_bit_for_bit(
+        n in 1usize..=2, h in 1usize..=12, w in 1usize..=12, c_in in 5usize..=20, c_out in 1usize..=40,
+        kh in 1usize..=4, kw in 1usize..=4, sh in 1usize..=3, sw in 1usize..=3,
+        dh in 1usize..=2, dw in 1usize..=2, pad in padding(), bias: bool,
+        t in tuning(), seed in 0u64..1000,
+    ) {
+        let geometry = Conv2dGeometry::new(&[n, h, w, c_in], &[kh, kw, c_in, c_out], (sh, sw), (dh, dw), pad, 1);
+        prop_assume!(geometry.is_ok());
+        let g = geometry.unwrap();
+        // Longer patches than `small_k` takes, not pointwise: the GEMM path.
+        prop_assume!(kh * kw * c_in > small_k::MAX_K && !g.is_pointwise());
+        let t = Tuning { winograd: winograd::Choice::Off, patches_in_place: true, ..t };
+        check(&g, bias, &t, seed);
+        // The same bits as through im2col's column buffer, with a fused epilogue.
+        let numel = |s: [usize; 4]| s.iter().product::<usize>();
+        let x = to32(&fill(numel(g.input_shape()), seed));
+        let k = to32(&fill(numel(g.kernel_shape()), seed + 1));
+        let b = to32(&fill(c_out, seed + 2));
+        let ep = Epilogue { bias: Some(&b[..]), act: EpilogueAct::Relu, ..Epilogue::identity() };
+        let mut got = vec![f32::NAN; numel(g.output_shape())];
+        forward_with(&g, &x, &k, None, Some(&ep), &mut got, &t);
+        let mut want = vec![f32::NAN; got.len()];
+        forward_with(&g, &x, &k, None, Some(&ep), &mut want, &Tuning { patches_in_place: false, ..t });
+        prop_assert!(got.iter().zip(&want).all(|(a, b)| a.to_bits() == b.to_bits()), "{g:?}");
     }
 
     #[test]

@@ -18,12 +18,16 @@
 //! stride, see `direct_a`): the transpose that packing costs weighs on narrow products,
 //! and the sums are the same (each output's products are added in the same order).
 //!
+//! A may also be convolution patches (`ASource::Patches`, implicit im2col): always read in
+//! place, each tile's row pointers computed from the output pixels of its rows.
+//!
 //! Scratch comes from the per-thread pools in `crate::par` (no allocation per call once
 //! warm), 64-byte aligned so that vector loads never straddle cache lines.
 
 use super::kernel::{Kernel, Tile};
 use super::pack::{a_len, b_len, pack_a, pack_b};
 use super::packed::PackedB;
+use super::patches::Patches;
 use super::{MatRef, OutputOps};
 use crate::par::{self, SharedMut};
 use rayon::prelude::*;
@@ -45,6 +49,63 @@ pub(super) const SHARED_B_WORK: usize = 1 << 28;
 
 /// Floats of a B slab below which one thread packs it (a fork costs more than the copy).
 const PARALLEL_PACK: usize = 1 << 16;
+
+/// Where the products read A from.
+#[derive(Clone, Copy)]
+pub(super) enum ASource<'a> {
+    /// A strided matrix (read in place or packed, see `direct_a`).
+    Matrix(MatRef<'a, f32>),
+    /// Convolution patches, always read in place from the image.
+    Patches(Patches<'a>),
+}
+
+impl<'a> ASource<'a> {
+    fn rows(&self) -> usize {
+        match self {
+            ASource::Matrix(a) => a.rows,
+            ASource::Patches(p) => p.rows(),
+        }
+    }
+
+    fn cols(&self) -> usize {
+        match self {
+            ASource::Matrix(a) => a.cols,
+            ASource::Patches(p) => p.cols(),
+        }
+    }
+
+    /// Rows `r0..r0 + rows`.
+    fn band(&self, r0: usize, rows: usize) -> ASource<'a> {
+        match self {
+            ASource::Matrix(a) => ASource::Matrix(MatRef { data: &a.data[r0 * a.row_stride..], rows, ..*a }),
+            ASource::Patches(p) => ASource::Patches(p.band(r0, rows)),
+        }
+    }
+
+    /// The matrix, where A is packed (patches never are: `read_in_place` is true for them).
+    fn matrix(&self) -> &MatRef<'a, f32> {
+        match self {
+            ASource::Matrix(a) => a,
+            ASource::Patches(_) => unreachable!("gemm: patches are read in place, never packed"),
+        }
+    }
+
+    /// Whether the tiles read A where it lies rather than from packed panels.
+    fn read_in_place(&self, ker: &Kernel) -> bool {
+        match self {
+            ASource::Matrix(a) => direct_a(ker, a),
+            ASource::Patches(_) => true,
+        }
+    }
+
+    /// The block of rows from `i0` at depth `p0`, read in place (`read_in_place`).
+    fn in_place_block(&self, i0: usize, p0: usize) -> ABlock<'_> {
+        match self {
+            ASource::Matrix(a) => ABlock::Direct(a.data[i0 * a.row_stride + p0..].as_ptr(), a.row_stride),
+            ASource::Patches(p) => ABlock::Patches(p, i0, p0),
+        }
+    }
+}
 
 /// Where the products read B from.
 #[derive(Clone, Copy)]
@@ -84,7 +145,7 @@ pub(super) fn depth_block(ker: &Kernel, k: usize) -> usize {
 pub(super) fn sgemm(
     ker: &Kernel,
     alpha: f32,
-    a: MatRef<'_, f32>,
+    a: ASource<'_>,
     b: BSource<'_>,
     beta: f32,
     c: &mut [f32],
@@ -93,7 +154,7 @@ pub(super) fn sgemm(
     shared_b_work: usize,
     ops: Option<&OutputOps<'_>>,
 ) {
-    let (m, k, n) = (a.rows, a.cols, b.cols());
+    let (m, k, n) = (a.rows(), a.cols(), b.cols());
     debug_assert_eq!(k, b.rows());
     if m == 0 || n == 0 {
         return;
@@ -131,11 +192,11 @@ pub(super) fn sgemm(
         let rows = band_rows(ker, m, threads, matches!(b, BSource::Packed(_)));
         (0..m.div_ceil(rows)).into_par_iter().for_each(|t| {
             let r0 = t * rows;
-            let a_t = MatRef { data: &a.data[r0 * a.row_stride..], rows: rows.min(m - r0), ..a };
+            let a_t = a.band(r0, rows.min(m - r0));
             // SAFETY: bands of rows are disjoint, so no two tasks hold overlapping ranges;
             // the range ends at the band's last element, inside C (checked by the caller).
-            let c_t = SharedMut::new(unsafe { c.range_mut(r0 * ldc, (r0 + a_t.rows - 1) * ldc + n) });
-            if a_t.rows <= ker.mc {
+            let c_t = SharedMut::new(unsafe { c.range_mut(r0 * ldc, (r0 + a_t.rows() - 1) * ldc + n) });
+            if a_t.rows() <= ker.mc {
                 few_rows(ker, alpha, &a_t, &b, beta, &c_t, ldc, 1, ops.map(|o| (o, r0)));
             } else {
                 many_rows(ker, alpha, &a_t, &b, beta, &c_t, ldc, 1, ops.map(|o| (o, r0)));
@@ -186,7 +247,12 @@ enum ABlock<'a> {
     Packed(&'a [f32]),
     /// A itself: the block's first element (row i0, depth p0) and A's row stride.
     Direct(*const f32, usize),
+    /// Patches in the image: the block's first row and depth.
+    Patches(&'a Patches<'a>, usize, usize),
 }
+
+/// Rows a tile can have (the largest MR of the kernels).
+const MAX_MR: usize = 16;
 
 /// Whether to read A in place rather than pack it: when A is row-major with rows that do
 /// not crowd into a few L1 sets (a stride of a multiple of 4 KiB would put all MR rows in
@@ -244,10 +310,25 @@ unsafe fn tiles_down(
     // per tile copied its parts through the stack in wider moves than they were written
     // with (store-forwarding stalls: 12 % of a depth-64 product).
     let c0 = c.ptr_at(i0 * ldc + j0);
+    // Patches: each tile's row pointers, from a cursor that walks the block's rows.
+    let mut rows_at = [std::ptr::null::<f32>(); MAX_MR];
+    let rows_ptr = rows_at.as_mut_ptr();
+    let mut patches = match ablock {
+        ABlock::Patches(p, first_row, p0) => {
+            debug_assert!(ker.mr <= MAX_MR);
+            let (offset, run_first) = p.depth_at(p0);
+            Some((p, p.cursor(first_row), p.image().as_ptr().wrapping_add(offset), run_first))
+        }
+        _ => None,
+    };
     let mut t = Tile {
         k: kc,
         a: std::ptr::null(),
         lda: 0,
+        rows_at: std::ptr::null(),
+        run_first: 0,
+        run_len: 0,
+        run_gap: 0,
         b,
         ldb,
         c: c0,
@@ -258,6 +339,9 @@ unsafe fn tiles_down(
         beta,
         ops: ops.map(|(o, offset)| o.at(offset + i0, j0, c0, ldc)),
     };
+    if let Some((p, _, _, run_first)) = &patches {
+        (t.rows_at, t.run_first, t.run_len, t.run_gap) = (rows_ptr, *run_first, p.run_len(), p.run_gap());
+    }
     let residual0 = t.ops.map_or(std::ptr::null(), |o| o.residual);
     for (tile, r0) in (0..rows).step_by(ker.mr).enumerate() {
         for line in (tile * per_tile..((tile + 1) * per_tile).min(lines)).map(|l| l * LINE_FLOATS) {
@@ -267,9 +351,17 @@ unsafe fn tiles_down(
             ABlock::Packed(ap) => (ap[r0 * kc..].as_ptr(), 0),
             // SAFETY: row r0 < rows of the block lies inside A (caller's contract).
             ABlock::Direct(a0, lda) => (unsafe { a0.add(r0 * lda) }, lda),
+            ABlock::Patches(..) => (std::ptr::null(), 0),
         };
         t.c = c.ptr_at((i0 + r0) * ldc + j0);
         t.rows = ker.mr.min(rows - r0);
+        if let Some((p, cursor, base, _)) = &mut patches {
+            for i in 0..t.rows {
+                // SAFETY: i < MR ≤ MAX_MR, inside `rows_at` (written only through
+                // `rows_ptr`). The row's patch lies inside the image (`Patches::new`).
+                unsafe { *rows_ptr.add(i) = base.add(p.next_offset(cursor)) };
+            }
+        }
         if let Some(o) = &mut t.ops {
             if !residual0.is_null() {
                 // Row r0 of the residual (checked against [m, n] by `OutputOps::check`).
@@ -304,7 +396,7 @@ fn prefetch_l2(p: *const f32) {
 fn few_rows(
     ker: &Kernel,
     alpha: f32,
-    a: &MatRef<'_, f32>,
+    a: &ASource<'_>,
     b: &BSource<'_>,
     beta: f32,
     c: &SharedMut<f32>,
@@ -312,7 +404,7 @@ fn few_rows(
     threads: usize,
     ops: Option<(&OutputOps<'_>, usize)>,
 ) {
-    let (m, k, n) = (a.rows, a.cols, b.cols());
+    let (m, k, n) = (a.rows(), a.cols(), b.cols());
     let (mr, nr) = (ker.mr, ker.nr);
     let kc_max = depth_block(ker, k);
     // B read in place (few rows of A meet each element of B), or already packed, or packed
@@ -327,7 +419,7 @@ fn few_rows(
     };
     let prepacked = matches!(b, BSource::Packed(_));
     let panels = n.div_ceil(nr);
-    let direct = direct_a(ker, a);
+    let direct = a.read_in_place(ker);
     // Floats of one packed depth block of A.
     let a_block = a_len(m, kc_max, mr);
     // Panels q0..q1, all depth blocks: A packed (unless `shared_a` holds every depth block
@@ -351,11 +443,11 @@ fn few_rows(
                     let beta = if p0 == 0 { beta } else { 1.0 };
                     let ops = if p0 + kc == k { ops } else { None };
                     let ablock = if direct {
-                        ABlock::Direct(a.data[p0..].as_ptr(), a.row_stride)
+                        a.in_place_block(0, p0)
                     } else if let Some(shared) = shared_a {
                         ABlock::Packed(&shared[p0 / kc_max * a_block..])
                     } else {
-                        pack_a(a, 0, m, p0, kc, mr, ap);
+                        pack_a(a.matrix(), 0, m, p0, kc, mr, ap);
                         ABlock::Packed(ap)
                     };
                     // The panels of columns j0..j0+cols (unused when B is read in place).
@@ -436,7 +528,7 @@ fn few_rows(
                 let ap = aligned(abuf);
                 let pack = |(i, dst): (usize, &mut [f32])| {
                     let p0 = i * kc_max;
-                    pack_a(a, 0, m, p0, kc_max.min(k - p0), mr, dst);
+                    pack_a(a.matrix(), 0, m, p0, kc_max.min(k - p0), mr, dst);
                 };
                 if blocks > 1 {
                     ap[..blocks * a_block].par_chunks_mut(a_block).enumerate().for_each(pack);
@@ -456,7 +548,7 @@ fn few_rows(
 fn many_rows(
     ker: &Kernel,
     alpha: f32,
-    a: &MatRef<'_, f32>,
+    a: &ASource<'_>,
     b: &BSource<'_>,
     beta: f32,
     c: &SharedMut<f32>,
@@ -464,7 +556,7 @@ fn many_rows(
     threads: usize,
     ops: Option<(&OutputOps<'_>, usize)>,
 ) {
-    let (m, k, n) = (a.rows, a.cols, b.cols());
+    let (m, k, n) = (a.rows(), a.cols(), b.cols());
     let (mr, nr) = (ker.mr, ker.nr);
     let kc_max = depth_block(ker, k);
     let nc_max = block_size(n, ker.nc, nr);
@@ -476,7 +568,7 @@ fn many_rows(
     }
     let mc = m.div_ceil(blocks).next_multiple_of(mr);
     let blocks = m.div_ceil(mc);
-    let direct = direct_a(ker, a);
+    let direct = a.read_in_place(ker);
     let b_floats = if prepacked { 0 } else { b_len(nc_max, kc_max, nr) };
     par::with_scratch(b_floats + 16, |bbuf: &mut [f32]| {
         let bp = aligned(bbuf);
@@ -510,9 +602,9 @@ fn many_rows(
                     par::with_scratch(a_floats + 16, |abuf: &mut [f32]| {
                         let ap = aligned(abuf);
                         let ablock = if direct {
-                            ABlock::Direct(a.data[i0 * a.row_stride + p0..].as_ptr(), a.row_stride)
+                            a.in_place_block(i0, p0)
                         } else {
-                            pack_a(a, i0, rows, p0, kc, mr, ap);
+                            pack_a(a.matrix(), i0, rows, p0, kc, mr, ap);
                             ABlock::Packed(ap)
                         };
                         let panels = slab.chunks_exact(kc * nr);

@@ -3,7 +3,8 @@
 //!
 //! A micro-kernel computes one register tile `C[0..rows, 0..cols] ← α·Σ_p a_p ⊗ b_p + β·C`
 //! from a packed A panel (`k` steps of `MR` floats, rows beyond `rows` zero) — or A read in
-//! place, `rows` rows at stride `lda` — and a B panel
+//! place, `rows` rows at stride `lda`, or rows anywhere read as runs (convolution patches in
+//! the image) — and a B panel
 //! (`k` rows of `NR` floats at row stride `ldb`: a packed panel, or B itself when it is
 //! row-major). The SIMD kernels share one generic body ([`tile_body`]) over a small
 //! [`Vector`] trait, instantiated for AVX2+FMA (`kernel_avx2`) and AVX-512F
@@ -22,6 +23,14 @@ pub(super) struct Tile {
     /// otherwise A read in place, element (i, p) at `a[i·lda + p]` (rows < `rows` only).
     pub a: *const f32,
     pub lda: usize,
+    /// Not null: A is read from rows that lie anywhere (convolution patches, see
+    /// `super::patches`), row i's first element at `rows_at[i]` (i < rows; `a` and `lda`
+    /// unused). Each row is a sequence of runs: its first `run_first` floats, then runs of
+    /// `run_len` floats, each starting `run_gap` floats past the end of the one before.
+    pub rows_at: *const *const f32,
+    pub run_first: usize,
+    pub run_len: usize,
+    pub run_gap: usize,
     /// B panel: element (p, j) at `b[p·ldb + j]` for j < NR (all NR readable).
     pub b: *const f32,
     pub ldb: usize,
@@ -35,6 +44,19 @@ pub(super) struct Tile {
     pub beta: f32,
     /// Operations on the final values before they are stored (the last depth block only).
     pub ops: Option<TileOps>,
+}
+
+impl Tile {
+    /// Where depth `p` of a row read as runs lies from the row's first element (see
+    /// [`Tile::rows_at`]; the scalar form of `runs_a_loop`'s walk).
+    fn run_offset(&self, p: usize) -> usize {
+        if p < self.run_first {
+            p
+        } else {
+            let (run, q) = ((p - self.run_first) / self.run_len, (p - self.run_first) % self.run_len);
+            self.run_first + self.run_gap + run * (self.run_len + self.run_gap) + q
+        }
+    }
 }
 
 /// [`super::OutputOps`] at one tile: `bias`, `scale`, `shift` point at the tile's column 0,
@@ -167,7 +189,14 @@ impl Kernel {
                 return super::kernel_avx512::KERNEL;
             }
             if isa != Isa::Portable && Isa::Avx2.supported() {
-                return super::kernel_avx2::KERNEL;
+                let mut k = super::kernel_avx2::KERNEL;
+                if let Ok(v) = std::env::var("XKC") {
+                    k.kc = v.parse().unwrap();
+                }
+                if let Ok(v) = std::env::var("XMC") {
+                    k.mc = v.parse().unwrap();
+                }
+                return k;
             }
         }
         let _ = isa;
@@ -192,8 +221,15 @@ unsafe fn tile_portable(t: &Tile) {
         // SAFETY: row p of the B panel holds NR floats.
         let b = unsafe { std::slice::from_raw_parts(t.b.add(p * t.ldb), P_NR) };
         for (i, acc_row) in acc.iter_mut().enumerate().take(t.rows) {
-            // SAFETY: row i < rows of A at step p < k: in the packed panel or in A itself.
-            let a_ip = unsafe { *t.a.add(if t.lda == 0 { p * P_MR + i } else { i * t.lda + p }) };
+            // SAFETY: row i < rows of A at step p < k: in the packed panel, in A itself, or
+            // in row i's runs.
+            let a_ip = unsafe {
+                if !t.rows_at.is_null() {
+                    *(*t.rows_at.add(i)).add(t.run_offset(p))
+                } else {
+                    *t.a.add(if t.lda == 0 { p * P_MR + i } else { i * t.lda + p })
+                }
+            };
             for (x, &bj) in acc_row.iter_mut().zip(b) {
                 *x += a_ip * bj;
             }
@@ -267,7 +303,9 @@ pub(super) unsafe fn tile_body<V: Vector, const MR: usize, const ROWS: usize, co
             }
         }
         let mut acc = [[V::zero(); NV]; ROWS];
-        if t.lda != 0 {
+        if !t.rows_at.is_null() {
+            runs_a_loop::<V, ROWS, NV>(t, &mut acc);
+        } else if t.lda != 0 {
             direct_a_loop::<V, ROWS, NV>(t, &mut acc);
         } else {
             packed_a_loop::<V, MR, ROWS, NV>(t, &mut acc);
@@ -344,6 +382,57 @@ unsafe fn direct_a_loop<V: Vector, const ROWS: usize, const NV: usize>(t: &Tile,
                 }
             }
             b = b.add(t.ldb);
+        }
+    }
+}
+
+/// The k loop reading A's rows as runs (convolution patches in the image, see
+/// [`Tile::rows_at`]); rows past `t.rows` repeat the last row, as in [`direct_a_loop`].
+///
+/// # Safety
+/// As [`tile_body`], with `t.rows_at` holding `t.rows` row pointers whose runs cover k
+/// readable floats.
+#[inline(always)]
+unsafe fn runs_a_loop<V: Vector, const ROWS: usize, const NV: usize>(t: &Tile, acc: &mut [[V; NV]; ROWS]) {
+    // SAFETY: every row pointer is one of the t.rows given, read inside its runs (the
+    // caller's contract); B has k rows of NV vectors.
+    unsafe {
+        let last = t.rows.max(1) - 1;
+        let rows: [*const f32; ROWS] = std::array::from_fn(|i| *t.rows_at.add(i.min(last)));
+        let mut b = t.b;
+        // Offset of the current run from each row's first element, its length, and the
+        // depth left from its start.
+        let (mut off, mut len, mut left) = (0, t.run_first.min(t.k), t.k);
+        loop {
+            // The next run of every row is in another image row: ask for it now.
+            let next = off + len + t.run_gap;
+            for r in rows {
+                V::prefetch(r.wrapping_add(next));
+            }
+            for p in off..off + len {
+                if (p - off) % 16 == 0 {
+                    for r in rows {
+                        V::prefetch(r.wrapping_add(p + 32));
+                    }
+                }
+                let mut bv = [V::zero(); NV];
+                for (v, x) in bv.iter_mut().enumerate() {
+                    *x = V::load(b.add(v * V::LANES));
+                }
+                for (row, r) in acc.iter_mut().zip(rows) {
+                    let ai = V::splat(*r.add(p));
+                    for (x, &bx) in row.iter_mut().zip(&bv) {
+                        *x = V::fmadd(ai, bx, *x);
+                    }
+                }
+                b = b.add(t.ldb);
+            }
+            left -= len;
+            if left == 0 {
+                break;
+            }
+            off = next;
+            len = t.run_len.min(left);
         }
     }
 }

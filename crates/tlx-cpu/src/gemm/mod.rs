@@ -22,14 +22,19 @@ mod kernel_avx2;
 mod kernel_avx512;
 mod pack;
 mod packed;
+mod patches;
+#[cfg(test)]
+mod patches_tests;
 #[cfg(test)]
 mod tests;
 
 pub(crate) use driver::TASKS_PER_THREAD;
 pub use kernel::Isa;
 pub use packed::{
-    gemm_packed, gemm_packed_ops, gemm_packed_serial, with_packed_b, with_packed_bs, OwnedPackedBs, PackedB,
+    gemm_packed, gemm_packed_ops, gemm_packed_patches, gemm_packed_serial, with_packed_b, with_packed_bs,
+    OwnedPackedBs, PackedB,
 };
+pub use patches::Patches;
 
 /// Operations on C's final values that the micro-kernel applies in registers before it
 /// stores them (a convolution's fused epilogue, `conv::Epilogue`):
@@ -219,6 +224,10 @@ pub fn time_micro_kernel(isa: Isa, k: usize, reps: usize) -> (f64, f64) {
         k,
         a: a.as_ptr(),
         lda: 0,
+        rows_at: std::ptr::null(),
+        run_first: 0,
+        run_len: 0,
+        run_gap: 0,
         b: b.as_ptr(),
         ldb: nr,
         c: c.as_mut_ptr(),
@@ -276,7 +285,7 @@ fn run<T: Float>(
             driver::sgemm(
                 &ker,
                 alpha.to_f32(),
-                a.cast(),
+                driver::ASource::Matrix(a.cast()),
                 driver::BSource::Matrix(b.cast()),
                 beta.to_f32(),
                 c,

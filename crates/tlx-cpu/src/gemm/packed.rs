@@ -10,10 +10,10 @@
 //! block starting at depth `p0` is at `p0·n_pad + q·kc·nr` with `n_pad = ⌈n/nr⌉·nr`. Any
 //! run of whole panels is what `pack_b` would have produced for those columns.
 
-use super::driver::{self, BSource};
+use super::driver::{self, ASource, BSource};
 use super::kernel::{Isa, Kernel};
 use super::pack::{b_len, pack_b};
-use super::{MatRef, OutputOps};
+use super::{MatRef, OutputOps, Patches};
 use crate::par;
 use rayon::prelude::*;
 
@@ -219,6 +219,28 @@ pub fn gemm_packed_ops(
     run(alpha, a, b, beta, c, ldc, threads_for(&a, b, parallel), Some(ops));
 }
 
+/// [`gemm_packed_ops`] whose A is convolution patches read where they lie in the image
+/// (implicit im2col; `ops` optional).
+#[allow(clippy::too_many_arguments)]
+pub fn gemm_packed_patches(
+    alpha: f32,
+    a: Patches<'_>,
+    b: &PackedB<'_>,
+    beta: f32,
+    c: &mut [f32],
+    ldc: usize,
+    parallel: bool,
+    ops: Option<&OutputOps<'_>>,
+) {
+    assert_eq!(b.k, a.cols(), "gemm_packed: inner dimensions {} and {} differ", a.cols(), b.k);
+    super::check_c(a.rows(), b.n, c.len(), ldc);
+    let work = a.rows() * b.n * a.cols();
+    let threads = rayon::current_num_threads();
+    let threads = if parallel && threads > 1 && work >= super::PARALLEL_WORK { threads } else { 1 };
+    let a = ASource::Patches(a);
+    driver::sgemm(&b.kernel, alpha, a, BSource::Packed(b), beta, c, ldc, threads, driver::SHARED_B_WORK, ops);
+}
+
 #[allow(clippy::too_many_arguments)]
 fn run(
     alpha: f32,
@@ -234,5 +256,6 @@ fn run(
     a.assert_fits("A");
     super::check_c(a.rows, b.n, c.len(), ldc);
     // The packed kernel and depth blocks are the ones `b` was packed for.
+    let a = ASource::Matrix(a);
     driver::sgemm(&b.kernel, alpha, a, BSource::Packed(b), beta, c, ldc, threads, driver::SHARED_B_WORK, ops);
 }

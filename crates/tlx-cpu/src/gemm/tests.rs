@@ -106,12 +106,12 @@ fn f32_paths_handle_strides_edges_alpha_and_beta() {
 }
 
 /// Every micro-kernel this CPU can run.
-fn isas() -> Vec<Isa> {
+pub(super) fn isas() -> Vec<Isa> {
     [Isa::Portable, Isa::Avx2, Isa::Avx512].into_iter().filter(|i| i.supported()).collect()
 }
 
 /// A 3-thread pool, so that thread splits are uneven as well as even.
-fn pool() -> &'static rayon::ThreadPool {
+pub(super) fn pool() -> &'static rayon::ThreadPool {
     static POOL: std::sync::OnceLock<rayon::ThreadPool> = std::sync::OnceLock::new();
     POOL.get_or_init(|| rayon::ThreadPoolBuilder::new().num_threads(3).build().unwrap())
 }
@@ -197,7 +197,18 @@ fn check_case_with(
     let ker = kernel::Kernel::for_isa(isa);
     let mut run = || {
         let b = driver::BSource::Matrix(b.view());
-        driver::sgemm(&ker, alpha, a.view(), b, beta, &mut c, ldc, threads, shared_b_work, None)
+        driver::sgemm(
+            &ker,
+            alpha,
+            driver::ASource::Matrix(a.view()),
+            b,
+            beta,
+            &mut c,
+            ldc,
+            threads,
+            shared_b_work,
+            None,
+        )
     };
     if threads > 1 {
         pool().install(run);
@@ -552,7 +563,7 @@ fn output_ops_in_the_micro_kernel_equal_the_separate_passes_bit_for_bit() {
                 driver::sgemm(
                     &ker,
                     1.0,
-                    a.view(),
+                    driver::ASource::Matrix(a.view()),
                     driver::BSource::Matrix(b.view()),
                     0.0,
                     &mut plain,
@@ -565,7 +576,18 @@ fn output_ops_in_the_micro_kernel_equal_the_separate_passes_bit_for_bit() {
                     let mut got = vec![1.5f32; m * ldc];
                     let mut run = || {
                         let bsrc = driver::BSource::Matrix(b.view());
-                        driver::sgemm(&ker, 1.0, a.view(), bsrc, 0.0, &mut got, ldc, threads, 0, Some(&ops))
+                        driver::sgemm(
+                            &ker,
+                            1.0,
+                            driver::ASource::Matrix(a.view()),
+                            bsrc,
+                            0.0,
+                            &mut got,
+                            ldc,
+                            threads,
+                            0,
+                            Some(&ops),
+                        )
                     };
                     if threads > 1 {
                         pool().install(run);
