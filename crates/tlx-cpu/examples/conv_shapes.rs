@@ -1,6 +1,7 @@
 //! Times single inference convolutions with kept kernels (as a model runs them: BatchNorm
-//! folded into a bias, ReLU fused): ResNet50's stem and 1×1 layers at batch 1 and 8, and
-//! prints GFLOP/s.
+//! folded into a bias, ReLU fused): ResNet50's stem and 1×1 layers (strided ones too) at
+//! batch 1 and 8, and prints GFLOP/s. `TLX_CONV_IM2COL=1` times the stem and the strided
+//! layers through im2col's column buffer instead of reading their patches in place.
 //! `cargo run --release -p tlx-cpu --example conv_shapes -- [THREADS] [NAME-FILTER]`.
 use std::time::Instant;
 use tlx_core::{Conv2dGeometry, Padding};
@@ -27,6 +28,9 @@ fn main() {
         ("conv2 1x1 64->256", 1, 56, 64, 1, 1, 256, Padding::Valid),
         ("conv2 1x1 64->256", 8, 56, 64, 1, 1, 256, Padding::Valid),
         ("conv2 1x1 256->64", 8, 56, 256, 1, 1, 64, Padding::Valid),
+        ("conv2 1x1 64->64", 1, 56, 64, 1, 1, 64, Padding::Valid),
+        ("conv3 1x1/2 256->512", 1, 56, 256, 1, 2, 512, Padding::Valid),
+        ("conv3 1x1/2 256->128", 1, 56, 256, 1, 2, 128, Padding::Valid),
         ("conv4 1x1 256->1024", 1, 14, 256, 1, 1, 1024, Padding::Valid),
         ("conv4 1x1 1024->256", 1, 14, 1024, 1, 1, 256, Padding::Valid),
         ("conv5 1x1 2048->512", 1, 7, 2048, 1, 1, 512, Padding::Valid),
