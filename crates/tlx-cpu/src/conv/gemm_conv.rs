@@ -153,8 +153,9 @@ pub(super) fn forward_kept<T: Float>(
     let parallel = t.parallel(m * k_row * g.c_out);
     let pointwise = g.is_pointwise();
     // Patches read in place from the input, or from a zero-padded copy of it (f32, one
-    // group, neighbouring columns of the kernel on neighbouring pixels), through the kernel
-    // packed beforehand.
+    // group, neighbouring columns of the kernel on neighbouring pixels, neighbouring
+    // pixels' patches not crowding into a few L1 sets), through the kernel packed
+    // beforehand.
     let padding = g.pad_top + g.pad_bottom + g.pad_left + g.pad_right > 0;
     let pad_len = padded::shape(g).iter().product::<usize>();
     let in_place = T::DTYPE == DType::F32
@@ -163,6 +164,7 @@ pub(super) fn forward_kept<T: Float>(
         && g.groups == 1
         && g.dilation_w == 1
         && padded::same_output(g)
+        && crate::gemm::patch_rows_spread(g.stride_w * g.c_in)
         && (!padding || pad_len * 4 <= padded::MAX_BYTES);
     let pad_len = if in_place && padding { pad_len } else { 0 };
     // A tile read in place needs no column buffer: its budget bounds the output tile

@@ -264,13 +264,16 @@ fn direct_a(ker: &Kernel, a: &MatRef<'_, f32>) -> bool {
     use std::sync::OnceLock;
     static OFF: OnceLock<bool> = OnceLock::new();
     let off = *OFF.get_or_init(|| std::env::var("TLX_GEMM_DIRECT_A").as_deref() == Ok("0"));
-    if off || !ker.direct_a || a.col_stride != 1 || a.rows < ker.mr {
-        return false;
-    }
-    // Rows of one micro-panel per L1 set (64 sets of 64-byte lines): at most 2.
+    !off && ker.direct_a && a.col_stride == 1 && a.rows >= ker.mr && rows_spread(ker, a.row_stride)
+}
+
+/// Whether MR rows `row_stride` floats apart spread over L1's sets: at most 2 rows of one
+/// micro-panel per set (64 sets of 64-byte lines), so that reading them in place does not
+/// evict the B panel.
+pub(super) fn rows_spread(ker: &Kernel, row_stride: usize) -> bool {
     let mut per_set = [0u8; 64];
     for i in 0..ker.mr {
-        per_set[(i * a.row_stride * 4 / 64) % 64] += 1;
+        per_set[(i * row_stride * 4 / 64) % 64] += 1;
     }
     per_set.iter().all(|&k| k <= 2)
 }
