@@ -60,14 +60,14 @@ pub(super) enum ASource<'a> {
 }
 
 impl<'a> ASource<'a> {
-    fn rows(&self) -> usize {
+    pub(super) fn rows(&self) -> usize {
         match self {
             ASource::Matrix(a) => a.rows,
             ASource::Patches(p) => p.rows(),
         }
     }
 
-    fn cols(&self) -> usize {
+    pub(super) fn cols(&self) -> usize {
         match self {
             ASource::Matrix(a) => a.cols,
             ASource::Patches(p) => p.cols(),

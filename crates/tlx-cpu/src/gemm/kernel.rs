@@ -363,11 +363,31 @@ unsafe fn direct_a_loop<V: Vector, const ROWS: usize, const NV: usize>(t: &Tile,
     unsafe {
         let last = t.rows.max(1) - 1;
         let rows: [*const f32; ROWS] = std::array::from_fn(|i| t.a.add(i.min(last) * t.lda));
-        let mut b = t.b;
-        for p in 0..t.k {
+        rows_run(acc, &rows, 0, t.k, t.b, t.ldb);
+    }
+}
+
+/// Steps over elements `p0..p0 + len` of rows read in place (B's rows from `b`, `ldb`
+/// apart): the k loop of [`direct_a_loop`] and each run of [`runs_a_loop`]. Returns B's
+/// next row.
+///
+/// # Safety
+/// Elements `p0..p0 + len` of every row and `len` rows of NV vectors of B are readable.
+#[inline(always)]
+unsafe fn rows_run<V: Vector, const ROWS: usize, const NV: usize>(
+    acc: &mut [[V; NV]; ROWS],
+    rows: &[*const f32; ROWS],
+    p0: usize,
+    len: usize,
+    mut b: *const f32,
+    ldb: usize,
+) -> *const f32 {
+    // SAFETY: the caller's contract.
+    unsafe {
+        for p in p0..p0 + len {
             // Each row streams from L2: fetch its next cache line but one, once per line.
-            if p % 16 == 0 {
-                for r in rows {
+            if (p - p0).is_multiple_of(16) {
+                for &r in rows {
                     V::prefetch(r.wrapping_add(p + 32));
                 }
             }
@@ -375,14 +395,15 @@ unsafe fn direct_a_loop<V: Vector, const ROWS: usize, const NV: usize>(t: &Tile,
             for (v, x) in bv.iter_mut().enumerate() {
                 *x = V::load(b.add(v * V::LANES));
             }
-            for (row, r) in acc.iter_mut().zip(rows) {
+            for (row, &r) in acc.iter_mut().zip(rows) {
                 let ai = V::splat(*r.add(p));
                 for (x, &bx) in row.iter_mut().zip(&bv) {
                     *x = V::fmadd(ai, bx, *x);
                 }
             }
-            b = b.add(t.ldb);
+            b = b.add(ldb);
         }
+        b
     }
 }
 
@@ -409,24 +430,7 @@ unsafe fn runs_a_loop<V: Vector, const ROWS: usize, const NV: usize>(t: &Tile, a
             for r in rows {
                 V::prefetch(r.wrapping_add(next));
             }
-            for p in off..off + len {
-                if (p - off) % 16 == 0 {
-                    for r in rows {
-                        V::prefetch(r.wrapping_add(p + 32));
-                    }
-                }
-                let mut bv = [V::zero(); NV];
-                for (v, x) in bv.iter_mut().enumerate() {
-                    *x = V::load(b.add(v * V::LANES));
-                }
-                for (row, r) in acc.iter_mut().zip(rows) {
-                    let ai = V::splat(*r.add(p));
-                    for (x, &bx) in row.iter_mut().zip(&bv) {
-                        *x = V::fmadd(ai, bx, *x);
-                    }
-                }
-                b = b.add(t.ldb);
-            }
+            b = rows_run(acc, &rows, off, len, b, t.ldb);
             left -= len;
             if left == 0 {
                 break;

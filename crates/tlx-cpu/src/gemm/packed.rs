@@ -177,18 +177,7 @@ impl Shape {
 /// `C ← α·A·B + β·C` with B packed by [`with_packed_b`]; as [`super::gemm`] otherwise
 /// (parallel on the rayon pool for large products).
 pub fn gemm_packed(alpha: f32, a: MatRef<'_, f32>, b: &PackedB<'_>, beta: f32, c: &mut [f32], ldc: usize) {
-    run(alpha, a, b, beta, c, ldc, threads_for(&a, b, true), None);
-}
-
-/// The threads a product of `a` by `b` runs on: the pool's when `parallel` is allowed and
-/// the product is large enough, else the calling thread alone.
-fn threads_for(a: &MatRef<'_, f32>, b: &PackedB<'_>, parallel: bool) -> usize {
-    let threads = rayon::current_num_threads();
-    if parallel && threads > 1 && a.rows * b.n * a.cols.max(1) >= super::PARALLEL_WORK {
-        threads
-    } else {
-        1
-    }
+    run(alpha, ASource::Matrix(a), b, beta, c, ldc, true, None);
 }
 
 /// [`gemm_packed`] on the calling thread only.
@@ -200,7 +189,7 @@ pub fn gemm_packed_serial(
     c: &mut [f32],
     ldc: usize,
 ) {
-    run(alpha, a, b, beta, c, ldc, 1, None);
+    run(alpha, ASource::Matrix(a), b, beta, c, ldc, false, None);
 }
 
 /// [`gemm_packed`] (when `parallel`) or [`gemm_packed_serial`] whose micro-kernel applies
@@ -216,7 +205,7 @@ pub fn gemm_packed_ops(
     parallel: bool,
     ops: &OutputOps<'_>,
 ) {
-    run(alpha, a, b, beta, c, ldc, threads_for(&a, b, parallel), Some(ops));
+    run(alpha, ASource::Matrix(a), b, beta, c, ldc, parallel, Some(ops));
 }
 
 /// [`gemm_packed_ops`] whose A is convolution patches read where they lie in the image
@@ -232,30 +221,30 @@ pub fn gemm_packed_patches(
     parallel: bool,
     ops: Option<&OutputOps<'_>>,
 ) {
-    assert_eq!(b.k, a.cols(), "gemm_packed: inner dimensions {} and {} differ", a.cols(), b.k);
-    super::check_c(a.rows(), b.n, c.len(), ldc);
-    let work = a.rows() * b.n * a.cols();
-    let threads = rayon::current_num_threads();
-    let threads = if parallel && threads > 1 && work >= super::PARALLEL_WORK { threads } else { 1 };
-    let a = ASource::Patches(a);
-    driver::sgemm(&b.kernel, alpha, a, BSource::Packed(b), beta, c, ldc, threads, driver::SHARED_B_WORK, ops);
+    run(alpha, ASource::Patches(a), b, beta, c, ldc, parallel, ops);
 }
 
+/// Checks the shapes and runs the product on the pool's threads when `parallel` is allowed
+/// and the product is large enough, else on the calling thread alone.
 #[allow(clippy::too_many_arguments)]
 fn run(
     alpha: f32,
-    a: MatRef<'_, f32>,
+    a: ASource<'_>,
     b: &PackedB<'_>,
     beta: f32,
     c: &mut [f32],
     ldc: usize,
-    threads: usize,
+    parallel: bool,
     ops: Option<&OutputOps<'_>>,
 ) {
-    assert_eq!(b.k, a.cols, "gemm_packed: inner dimensions {} and {} differ", a.cols, b.k);
-    a.assert_fits("A");
-    super::check_c(a.rows, b.n, c.len(), ldc);
+    let (m, k) = (a.rows(), a.cols());
+    assert_eq!(b.k, k, "gemm_packed: inner dimensions {k} and {} differ", b.k);
+    if let ASource::Matrix(a) = &a {
+        a.assert_fits("A");
+    }
+    super::check_c(m, b.n, c.len(), ldc);
+    let pool = rayon::current_num_threads();
+    let threads = if parallel && pool > 1 && m * b.n * k.max(1) >= super::PARALLEL_WORK { pool } else { 1 };
     // The packed kernel and depth blocks are the ones `b` was packed for.
-    let a = ASource::Matrix(a);
     driver::sgemm(&b.kernel, alpha, a, BSource::Packed(b), beta, c, ldc, threads, driver::SHARED_B_WORK, ops);
 }
