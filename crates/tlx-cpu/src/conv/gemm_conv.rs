@@ -190,10 +190,7 @@ pub(super) fn forward_kept<T: Float>(
                 let shape = padded::shape(g);
                 let strides = (g.stride_h, g.stride_w);
                 let a = Patches::new(image, shape, (g.kh, g.kw), strides, g.dilation_h, r0, rows);
-                let ops = ep.map(|ep| crate::gemm::OutputOps {
-                    residual_in_c: residual_in_out,
-                    ..ep.as_f32().output_ops(r0, g.c_out)
-                });
+                let ops = ep.map(|ep| tile_ops(ep, r0, g.c_out, residual_in_out));
                 let c = bytemuck::cast_slice_mut::<T, f32>(out_tile);
                 gemm_packed_patches(1.0, a, pb, beta.to_f32(), c, g.c_out, inner, ops.as_ref());
                 return;
@@ -209,14 +206,8 @@ pub(super) fn forward_kept<T: Float>(
                 let cog = g.c_out_per_group();
                 match (packed, ep) {
                     (Some(pb), Some(ep)) => {
-                        // One group and f32 (the kernel was packed): the tile's columns are
-                        // the output channels, its rows output rows r0.. (the residual's).
-                        // With the residual in the output, each element is read just
-                        // before it is overwritten (`OutputOps::residual_in_c`).
-                        let ops = crate::gemm::OutputOps {
-                            residual_in_c: residual_in_out,
-                            ..ep.as_f32().output_ops(r0, g.c_out)
-                        };
+                        // One group and f32 (the kernel was packed).
+                        let ops = tile_ops(ep, r0, g.c_out, residual_in_out);
                         let c = bytemuck::cast_slice_mut::<T, f32>(out_tile);
                         gemm_packed_ops(1.0, as_f32(a), pb, beta.to_f32(), c, g.c_out, inner, &ops);
                     }
@@ -265,6 +256,19 @@ pub(super) fn forward_kept<T: Float>(
             }
         }
     })
+}
+
+/// The fused operations of the output tile from row `r0` (f32, the kernel packed): its
+/// columns are the output channels, its rows output rows r0.. (the residual's). With the
+/// residual in the output, each element is read just before it is overwritten
+/// (`OutputOps::residual_in_c`).
+fn tile_ops<'a, T: Float>(
+    ep: &Epilogue<'a, T>,
+    r0: usize,
+    c_out: usize,
+    residual_in_out: bool,
+) -> crate::gemm::OutputOps<'a> {
+    crate::gemm::OutputOps { residual_in_c: residual_in_out, ..ep.as_f32().output_ops(r0, c_out) }
 }
 
 /// Kernel gradient: `grad_kernel` `[K, c_out]` (overwritten).

@@ -316,14 +316,6 @@ unsafe fn tiles_down(
     // Patches: each tile's row pointers, from a cursor that walks the block's rows.
     let mut rows_at = [std::ptr::null::<f32>(); MAX_MR];
     let rows_ptr = rows_at.as_mut_ptr();
-    let mut patches = match ablock {
-        ABlock::Patches(p, first_row, p0) => {
-            debug_assert!(ker.mr <= MAX_MR);
-            let (offset, run_first) = p.depth_at(p0);
-            Some((p, p.cursor(first_row), p.image().as_ptr().wrapping_add(offset), run_first))
-        }
-        _ => None,
-    };
     let mut t = Tile {
         k: kc,
         a: std::ptr::null(),
@@ -342,9 +334,15 @@ unsafe fn tiles_down(
         beta,
         ops: ops.map(|(o, offset)| o.at(offset + i0, j0, c0, ldc)),
     };
-    if let Some((p, _, _, run_first)) = &patches {
-        (t.rows_at, t.run_first, t.run_len, t.run_gap) = (rows_ptr, *run_first, p.run_len(), p.run_gap());
-    }
+    let mut patches = match ablock {
+        ABlock::Patches(p, first_row, p0) => {
+            debug_assert!(ker.mr <= MAX_MR);
+            let (offset, run_first) = p.depth_at(p0);
+            (t.rows_at, t.run_first, t.run_len, t.run_gap) = (rows_ptr, run_first, p.run_len(), p.run_gap());
+            Some((p, p.cursor(first_row), p.image().as_ptr().wrapping_add(offset)))
+        }
+        _ => None,
+    };
     let residual0 = t.ops.map_or(std::ptr::null(), |o| o.residual);
     for (tile, r0) in (0..rows).step_by(ker.mr).enumerate() {
         for line in (tile * per_tile..((tile + 1) * per_tile).min(lines)).map(|l| l * LINE_FLOATS) {
@@ -358,7 +356,7 @@ unsafe fn tiles_down(
         };
         t.c = c.ptr_at((i0 + r0) * ldc + j0);
         t.rows = ker.mr.min(rows - r0);
-        if let Some((p, cursor, base, _)) = &mut patches {
+        if let Some((p, cursor, base)) = &mut patches {
             for i in 0..t.rows {
                 // SAFETY: i < MR ≤ MAX_MR, inside `rows_at` (written only through
                 // `rows_ptr`). The row's patch lies inside the image (`Patches::new`).

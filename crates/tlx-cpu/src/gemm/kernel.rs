@@ -189,14 +189,7 @@ impl Kernel {
                 return super::kernel_avx512::KERNEL;
             }
             if isa != Isa::Portable && Isa::Avx2.supported() {
-                let mut k = super::kernel_avx2::KERNEL;
-                if let Ok(v) = std::env::var("XKC") {
-                    k.kc = v.parse().unwrap();
-                }
-                if let Ok(v) = std::env::var("XMC") {
-                    k.mc = v.parse().unwrap();
-                }
-                return k;
+                return super::kernel_avx2::KERNEL;
             }
         }
         let _ = isa;

@@ -251,10 +251,9 @@ pub fn time_micro_kernel(isa: Isa, k: usize, reps: usize) -> (f64, f64) {
     (2.0 * (mr * nr * k) as f64, best)
 }
 
-/// Whether the f32 micro-kernel reads the rows of [`Patches`] well where they lie when
-/// neighbouring rows (output pixels) are `row_stride` floats apart (`stride_w·c_in`): not
-/// when they crowd into a few L1 sets (ResNet50's strided 1×1 convolutions: 2–8 KiB apart),
-/// where copying them out first (im2col, rows spread) is faster.
+/// Whether rows of [`Patches`] `row_stride` floats apart (`stride_w·c_in`) spread over L1's
+/// sets as the GEMM requires of any A it reads in place (not ResNet50's strided 1×1
+/// convolutions: pixels 2–8 KiB apart); callers copy the patches out (im2col) otherwise.
 pub fn patch_rows_spread(row_stride: usize) -> bool {
     driver::rows_spread(&kernel::Kernel::for_isa(Isa::detect()), row_stride)
 }
