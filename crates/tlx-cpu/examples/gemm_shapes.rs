@@ -1,6 +1,7 @@
 //! Times single products one by one: a Fashion-MNIST MLP training step's (batch 32), a square
 //! 1024² one, VGG16 block5's kernel-gradient tile (both operand orders) and ResNet50's 1×1
-//! convolutions at batch 1 and 8, after the micro-kernel alone (operands in L1).
+//! convolutions at batch 1 and 8 and the kernel gradients of some of them at batch 8, after
+//! the micro-kernel alone (operands in L1).
 //! `cargo run --release -p tlx-cpu --example gemm_shapes -- [THREADS] [NAME-FILTER]`.
 use std::time::Instant;
 use tlx_cpu::gemm::{gemm, MatRef};
@@ -28,6 +29,14 @@ fn main() {
         ("fwd2 32x300x100", 32, 300, 100, false, false),
         ("dW2 300x32x100", 300, 32, 100, true, false),
         ("dX2 32x100x300 (B=W^T)", 32, 100, 300, false, true),
+        ("b8 conv2_block1_0 dW 64x25088x256 (A=X^T)", 64, 25088, 256, true, false),
+        ("b8 conv2_block1_1 dW 64x25088x64 (A=X^T)", 64, 25088, 64, true, false),
+        ("b8 conv2_block2_1 dW 256x25088x64 (A=X^T)", 256, 25088, 64, true, false),
+        ("b8 conv3_block1_3 dW 128x6272x512 (A=X^T)", 128, 6272, 512, true, false),
+        ("b8 conv3_block2_1 dW 512x6272x128 (A=X^T)", 512, 6272, 128, true, false),
+        ("deep 512x2048x512", 512, 2048, 512, false, false),
+        ("deep 512x8192x512", 512, 8192, 512, false, false),
+        ("deep 1024x4096x1024", 1024, 4096, 1024, false, false),
     ];
     let only = std::env::args().nth(2).unwrap_or_default();
     // The micro-kernel alone (operands in L1, bias + ReLU stored), for its peak.

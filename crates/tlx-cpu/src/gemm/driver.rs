@@ -14,6 +14,10 @@
 //!   Below `SHARED_B_WORK` multiply-adds, threads instead take one band of rows each and
 //!   run the whole nest alone on it, packing B themselves (one fork per call).
 //!
+//! Products far deeper than they are wide (`k ≥ 4·max(m, n)`, a small C) on several threads
+//! split their depth instead: each thread runs one of these nests on a slice of the depth
+//! into its own partial C (`depth_split`).
+//!
 //! A row-major A is not packed but read in place by the micro-kernel (rows at their own
 //! stride, see `direct_a`): the transpose that packing costs weighs on narrow products,
 //! and the sums are the same (each output's products are added in the same order).
@@ -24,6 +28,7 @@
 //! Scratch comes from the per-thread pools in `crate::par` (no allocation per call once
 //! warm), 64-byte aligned so that vector loads never straddle cache lines.
 
+use super::depth_split;
 use super::kernel::{Kernel, Tile};
 use super::pack::{a_len, b_len, pack_a, pack_b};
 use super::packed::PackedB;
@@ -180,6 +185,12 @@ pub(super) fn sgemm(
             }
         }
         return;
+    }
+    if let (None, ASource::Matrix(am), BSource::Matrix(bm)) = (ops, a, b) {
+        let parts = depth_split::parts(ker, m, k, n, threads);
+        if parts > 1 {
+            return depth_split::sgemm(ker, alpha, am, bm, beta, c, ldc, parts, shared_b_work);
+        }
     }
     let c = SharedMut::new(c);
     if m <= ker.mc {

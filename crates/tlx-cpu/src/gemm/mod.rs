@@ -14,6 +14,7 @@
 //! ([`with_packed_b`]) and multiplied from any thread ([`gemm_packed`]).
 //! f64 keeps `matrixmultiply`, split into one row (or column) block per thread.
 
+mod depth_split;
 mod driver;
 mod kernel;
 #[cfg(target_arch = "x86_64")]

@@ -3,6 +3,7 @@
 //! transposed views, α/β variants (β = 0 over NaN), empty depth, shapes that cross every
 //! block boundary, and the packing layouts themselves.
 
+use super::depth_split;
 use super::pack::{a_len, b_len, pack_a, pack_b};
 use super::*;
 use crate::reference;
@@ -305,6 +306,33 @@ fn every_kernel_crosses_every_block_boundary() {
         check_case(isa, 3, (32, 300, 784), false, true, 0, 1.0, 0.0);
         check_case(isa, 3, (784, 32, 300), true, false, 0, 1.0, 1.0);
     }
+}
+
+#[test]
+fn deep_narrow_products_split_their_depth_and_match_the_reference() {
+    // k ≫ m, n (a 1×1 convolution's kernel gradient): parts of whole depth blocks on 2 and
+    // 3 threads (the last part short), few-rows and many-rows nests inside the parts, A
+    // transposed (Xᵀ·dY) or not, β = 0 over NaN and β = 1, padded C rows left alone.
+    for isa in isas() {
+        let ker = kernel::Kernel::for_isa(isa);
+        let (mr, nr, mc, kc) = (ker.mr, ker.nr, ker.mc, ker.kc);
+        let shapes =
+            [(mr + 1, 9 * kc + 7, 2 * nr + 3), (2 * mr, 6 * kc, nr), (mc + 5, 4 * (mc + 5) + 6 * kc + 1, 40)];
+        for (s, &(m, k, n)) in shapes.iter().enumerate() {
+            for threads in [2, 3] {
+                let parts = depth_split::parts(&ker, m, k, n, threads);
+                assert!(parts >= threads, "{isa:?} {m}x{k}x{n} on {threads} threads: {parts} parts");
+                let (ta, beta, alpha) = (s != 1, (threads == 2) as u8 as f32, if s == 0 { 0.5 } else { 1.0 });
+                check_case(isa, threads, (m, k, n), ta, false, s % 2, alpha, beta);
+            }
+        }
+    }
+    // Not split: one thread, wide products, shallow ones.
+    let ker = kernel::Kernel::for_isa(Isa::detect());
+    assert_eq!(depth_split::parts(&ker, 64, 25088, 256, 1), 1);
+    assert_eq!(depth_split::parts(&ker, 1024, 4096, 1024, 2), 1);
+    assert_eq!(depth_split::parts(&ker, 64, 200, 64, 2), 1);
+    assert!(depth_split::parts(&ker, 64, 25088, 256, 2) >= 2);
 }
 
 #[test]
