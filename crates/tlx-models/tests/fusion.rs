@@ -125,3 +125,55 @@ fn frozen_base_gradients_are_the_same_fused() {
     assert!(!fused.1.is_empty());
     assert_eq!(fused, plain, "loss or gradients differ with fusion on");
 }
+
+#[test]
+fn resnet50_training_batch_norm_chains_give_the_same_bits() {
+    // Every layer trainable, BatchNorm on batch statistics: `_bn → _relu` and `_3_bn → _add →
+    // _out` run as one recorded op each (Tensor::batch_norm_train_relu). Loss, every
+    // gradient and the moving statistics they update must be the bits of the separate ops.
+    let model =
+        build(Arch::ResNet50, &AppOptions::new().include_top(false).input_shape([32, 32, 3])).unwrap();
+    randomize(&model, 7);
+    let mut ctx = Context::training(1);
+    let chains = model.fused_chains(&ctx);
+    let bn_chains = chains.iter().filter(|c| c[0].ends_with("_bn")).count();
+    assert_eq!(bn_chains, 49, "{chains:?}"); // 53 BatchNorms but the 4 shortcuts' `_0_bn`
+    assert!(chains.iter().any(|c| c == &["conv1_bn", "conv1_relu"]));
+    assert!(chains.iter().any(|c| c == &["conv2_block1_2_bn", "conv2_block1_2_relu"]));
+    assert!(chains.iter().any(|c| c == &["conv3_block1_3_bn", "conv3_block1_add", "conv3_block1_out"]));
+    assert!(chains.iter().any(|c| c == &["conv5_block3_3_bn", "conv5_block3_add", "conv5_block3_out"]));
+    ctx.fuse = false;
+    assert!(!model.fused_chains(&ctx).iter().any(|c| c[0].ends_with("_bn")));
+
+    let mut rng = Rng::new(4);
+    let x = Tensor::rand_uniform([2, 32, 32, 3], -1.0, 1.0, tlx_tensor::DType::F32, &mut rng).unwrap();
+    let moving = model.non_trainable_weights();
+    // Copies (not views: `assign` writes into the weights' storage).
+    let start: Vec<Tensor> =
+        moving.iter().map(|(_, w)| Tensor::from_vec(w.to_vec::<f32>().unwrap(), w.dims()).unwrap()).collect();
+    let run = |fuse: bool| {
+        for ((_, w), s) in moving.iter().zip(&start) {
+            w.assign(s).unwrap();
+        }
+        let mut ctx = Context::training(1);
+        ctx.fuse = fuse;
+        let y = model.forward(std::slice::from_ref(&x), &mut ctx).unwrap().swap_remove(0);
+        let loss = y.square().unwrap().mean(&[0, 1, 2, 3], false).unwrap();
+        let weights = model.trainable_weights();
+        for (_, w) in &weights {
+            w.zero_grad();
+        }
+        loss.backward().unwrap();
+        let grads: Vec<Vec<f32>> =
+            weights.iter().map(|(_, w)| w.grad().unwrap().to_vec::<f32>().unwrap()).collect();
+        let stats: Vec<Vec<f32>> = moving.iter().map(|(_, w)| w.to_vec::<f32>().unwrap()).collect();
+        (loss.to_vec::<f32>().unwrap(), grads, stats)
+    };
+    let (fused, plain) = (run(true), run(false));
+    assert_eq!(fused.1.len(), model.trainable_weights().len());
+    assert!(fused.0[0].is_finite() && fused.0[0] > 0.0);
+    assert_eq!(fused.0, plain.0, "losses differ with fusion on");
+    assert_eq!(fused.1, plain.1, "gradients differ with fusion on");
+    assert_eq!(fused.2, plain.2, "moving statistics differ with fusion on");
+    assert_ne!(fused.2, start.iter().map(|s| s.to_vec::<f32>().unwrap()).collect::<Vec<_>>());
+}

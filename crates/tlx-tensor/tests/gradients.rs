@@ -206,6 +206,103 @@ fn batch_norm() {
 }
 
 #[test]
+fn batch_norm_then_relu_as_one_op() {
+    // relu(bn(x) + r): finite differences (inputs kept off the ReLU's kink: the output is
+    // checked to stay at least 1e-3 from zero), with and without the residual and γ/β.
+    let x = sample(&[4, 3, 2, 5], -1.0, 2.0, 22);
+    let gamma = sample(&[5], 0.5, 1.5, 23);
+    let beta = sample(&[5], -0.5, 0.5, 24);
+    let r = sample(&[4, 3, 2, 5], -1.0, 1.0, 25);
+    let (y, _, _) = x.batch_norm_train_relu(Some(&gamma), Some(&beta), 1e-3, Some(&r)).unwrap();
+    let pre = x.batch_norm_train(Some(&gamma), Some(&beta), 1e-3).unwrap().0.add(&r).unwrap();
+    assert!(pre.to_vec::<f64>().unwrap().iter().all(|v| v.abs() > 1e-3), "inputs too close to the kink");
+    assert_eq!(y.to_vec::<f64>().unwrap(), pre.relu().unwrap().to_vec::<f64>().unwrap());
+    check(
+        |t| Ok(t[0].batch_norm_train_relu(Some(&t[1]), Some(&t[2]), 1e-3, Some(&t[3]))?.0),
+        &[x.clone(), gamma.clone(), beta.clone(), r],
+    );
+    check(
+        |t| Ok(t[0].batch_norm_train_relu(Some(&t[1]), Some(&t[2]), 1e-3, None)?.0),
+        &[x.clone(), gamma, beta],
+    );
+    check(|t| Ok(t[0].batch_norm_train_relu(None, None, 1e-5, None)?.0), &[x]);
+}
+
+#[test]
+fn batch_norm_then_relu_matches_the_separate_ops_bit_for_bit() {
+    // f32, a residual and γ/β: the same outputs, batch statistics and gradients (x, γ, β,
+    // residual) as batch_norm_train → add → relu recorded one by one.
+    let f32s = |shape: &[usize], lo, hi, seed| sample(shape, lo, hi, seed).to_dtype(DType::F32).unwrap();
+    let leaves = [
+        f32s(&[6, 4, 3, 16], -1.0, 2.0, 26),
+        f32s(&[16], 0.5, 1.5, 27),
+        f32s(&[16], -0.5, 0.5, 28),
+        f32s(&[6, 4, 3, 16], -1.0, 1.0, 29),
+    ];
+    let weights = f32s(&[6, 4, 3, 16], -1.0, 1.0, 30);
+    let run = |fused: bool| {
+        let t: Vec<Tensor> = leaves.iter().map(|l| l.detach().with_grad().unwrap()).collect();
+        let (y, mean, var) = if fused {
+            t[0].batch_norm_train_relu(Some(&t[1]), Some(&t[2]), 1e-3, Some(&t[3])).unwrap()
+        } else {
+            let (z, m, v) = t[0].batch_norm_train(Some(&t[1]), Some(&t[2]), 1e-3).unwrap();
+            (z.add(&t[3]).unwrap().relu().unwrap(), m, v)
+        };
+        y.mul(&weights).unwrap().sum_all().unwrap().backward().unwrap();
+        let mut out =
+            vec![y.to_vec::<f32>().unwrap(), mean.to_vec::<f32>().unwrap(), var.to_vec::<f32>().unwrap()];
+        out.extend(t.iter().map(|l| l.grad().unwrap().to_vec::<f32>().unwrap()));
+        out
+    };
+    let (fused, separate) = (run(true), run(false));
+    for (i, (a, b)) in fused.iter().zip(&separate).enumerate() {
+        let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+        assert_eq!(bits(a), bits(b), "part {i} (y, mean, var, dx, dγ, dβ, dr) differs");
+    }
+    assert!(fused[0].contains(&0.0) && fused[0].iter().any(|&v| v > 0.0));
+}
+
+#[test]
+fn conv2d_with_bias_recorded_as_one_op_matches_the_separate_ops() {
+    use tlx_tensor::{ConvEpilogue, EpilogueAct};
+    let fused = |t: &[Tensor], stride: usize| {
+        let ep = ConvEpilogue {
+            bias: Some(&t[2]),
+            scale: None,
+            shift: None,
+            residual: None,
+            act: EpilogueAct::Linear,
+        };
+        t[0].conv2d_fused(&t[1], (stride, stride), (1, 1), Padding::Same, 1, ep)
+    };
+    // Finite differences (f64): x, kernel and bias, strided too.
+    let (x, k, b) = (
+        sample(&[2, 5, 4, 3], -1.0, 1.0, 31),
+        sample(&[3, 3, 3, 4], -1.0, 1.0, 32),
+        sample(&[4], -1.0, 1.0, 33),
+    );
+    check(|t| fused(t, 1), &[x.clone(), k.clone(), b.clone()]);
+    check(|t| fused(t, 2), &[x, k, b]);
+    // f32, bit for bit against conv2d then add: output and every gradient.
+    let f32s = |shape: &[usize], seed| sample(shape, -1.0, 1.0, seed).to_dtype(DType::F32).unwrap();
+    let leaves = [f32s(&[3, 9, 7, 16], 34), f32s(&[3, 3, 16, 24], 35), f32s(&[24], 36)];
+    let weights = f32s(&[3, 9, 7, 24], 37);
+    let run = |one_op: bool| {
+        let t: Vec<Tensor> = leaves.iter().map(|l| l.detach().with_grad().unwrap()).collect();
+        let y = if one_op {
+            fused(&t, 1).unwrap()
+        } else {
+            t[0].conv2d(&t[1], (1, 1), (1, 1), Padding::Same, 1).unwrap().add(&t[2]).unwrap()
+        };
+        y.mul(&weights).unwrap().sum_all().unwrap().backward().unwrap();
+        let mut out = vec![y.to_vec::<f32>().unwrap()];
+        out.extend(t.iter().map(|l| l.grad().unwrap().to_vec::<f32>().unwrap()));
+        out.into_iter().map(|v| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>()).collect::<Vec<_>>()
+    };
+    assert_eq!(run(true), run(false), "conv2d_fused (bias, recorded) differs from conv2d + add");
+}
+
+#[test]
 fn dropout_and_casts() {
     let x = sample(&[50], -1.0, 1.0, 21);
     check(|t| t[0].dropout(0.4, &mut Rng::new(5)), &[x.clone()]);

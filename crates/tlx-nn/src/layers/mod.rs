@@ -9,6 +9,7 @@ mod stateless;
 pub use common::WeightSpec;
 pub use conv::{Conv2D, DepthwiseConv2D, SeparableConv2D, Window};
 pub use dense::Dense;
+pub(crate) use norm::update_moving_statistics;
 pub use norm::BatchNormalization;
 pub use stateless::{Merge, Stateless, StatelessOp};
 

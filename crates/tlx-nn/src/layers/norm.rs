@@ -98,6 +98,21 @@ impl BatchNormalization {
     }
 }
 
+/// Keras's update of the moving statistics from a training batch's mean and variance:
+/// `moving ← moving·momentum + batch·(1 − momentum)` (not recorded for gradients).
+pub(crate) fn update_moving_statistics(
+    moving_mean: &Tensor,
+    moving_var: &Tensor,
+    mean: &Tensor,
+    var: &Tensor,
+    momentum: f64,
+) -> tlx_tensor::Result<()> {
+    with_no_grad(|| {
+        moving_mean.assign(&moving_mean.mul_scalar(momentum)?.add(&mean.mul_scalar(1.0 - momentum)?)?)?;
+        moving_var.assign(&moving_var.mul_scalar(momentum)?.add(&var.mul_scalar(1.0 - momentum)?)?)
+    })
+}
+
 impl Layer for BatchNormalization {
     fn base(&self) -> &LayerBase {
         &self.base
@@ -120,6 +135,7 @@ impl Layer for BatchNormalization {
             mean: self.base.weight("moving_mean"),
             var: self.base.weight("moving_variance"),
             eps: self.epsilon,
+            momentum: self.momentum,
             trainable: self.base.trainable,
         })
     }
@@ -169,11 +185,7 @@ impl Layer for BatchNormalization {
         let run = || -> tlx_tensor::Result<Tensor> {
             if ctx.training && self.base.trainable {
                 let (y, mean, var) = inputs[0].batch_norm_train(gamma, beta, self.epsilon)?;
-                with_no_grad(|| -> tlx_tensor::Result<()> {
-                    let m = self.momentum;
-                    mm.assign(&mm.mul_scalar(m)?.add(&mean.mul_scalar(1.0 - m)?)?)?;
-                    mv.assign(&mv.mul_scalar(m)?.add(&var.mul_scalar(1.0 - m)?)?)
-                })?;
+                update_moving_statistics(mm, mv, &mean, &var, self.momentum)?;
                 Ok(y)
             } else {
                 inputs[0].batch_norm_inference(gamma, beta, mm, mv, self.epsilon)

@@ -9,13 +9,18 @@
 //!   padding, without the padded copy of its input.
 //! - Add of two tensors → ReLU, where the Add does not end a convolution chain:
 //!   `Tensor::add_relu`.
+//! - In training, BatchNormalization (trainable, batch statistics) → Add of a value computed
+//!   earlier, if any → ReLU: `Tensor::batch_norm_train_relu`, one recorded op that keeps
+//!   only its input, the residual and its output for the backward pass (ResNet's `_bn →
+//!   _relu` and `_3_bn → _add → _out`: the normalized values and sums are not kept).
 //! - ZeroPadding2D → an unpadded MaxPooling2D (ResNet's stem): `Tensor::max_pool2d_zero_padded`,
 //!   the padding read as zeros in place.
 //!
 //! The fused ops compute the same float operations in the same order as the layers one by
 //! one (results are bit-identical, see `tests/fusion.rs`), and when a gradient is recorded
-//! they run as those separate ops, so fusion is safe in training too; `Context::fuse`
-//! turns it off.
+//! they run as those separate ops (but for the training batch norm chain, whose one op has
+//! the separate ops' gradients), so fusion is safe in training too; `Context::fuse` turns
+//! it off.
 
 use super::{Model, Source};
 use crate::layer::Context;
@@ -42,6 +47,7 @@ pub enum Fusion<'a> {
         mean: &'a Tensor,
         var: &'a Tensor,
         eps: f64,
+        momentum: f64,
         trainable: bool,
     },
     /// A ReLU or ReLU6 activation layer.
@@ -83,6 +89,9 @@ enum ChainKind {
     },
     /// Add → ReLU.
     AddRelu,
+    /// BatchNormalization in training mode → (Add of a value from outside the chain →)
+    /// ReLU, recorded as one op (`Tensor::batch_norm_train_relu`).
+    TrainBatchNormRelu { residual: Option<Source> },
     /// ZeroPadding2D (top, bottom, left, right) → unpadded MaxPooling2D.
     PadMaxPool { pad: (usize, usize, usize, usize), pool: (usize, usize), strides: (usize, usize) },
 }
@@ -127,6 +136,18 @@ impl Model {
                     }),
                     _ => None,
                 }
+            }
+            Fusion::BatchNorm { trainable: true, mean, .. }
+                if n_inputs == 1 && ctx.training && mean.dims().len() == 1 =>
+            {
+                let residual = self.residual_of_next_add(j, j, uses, end);
+                let last = j + residual.is_some() as usize;
+                let relu = matches!(self.fusion_at(last + 1), Some(Fusion::Act(EpilogueAct::Relu)));
+                (relu && self.feeds_only_next(last, uses, end)).then_some(Chain {
+                    first_node: j,
+                    last: last + 1,
+                    kind: ChainKind::TrainBatchNormRelu { residual },
+                })
             }
             Fusion::Conv { act, bias, .. } if n_inputs == 1 => {
                 let chain = self.conv_chain(j, j, None, act, uses, end, ctx)?;
@@ -260,6 +281,21 @@ impl Model {
         };
         let y = match chain.kind {
             ChainKind::AddRelu => args[0].add_relu(&args[1]).map_err(wrap(j))?,
+            ChainKind::TrainBatchNormRelu { residual } => {
+                let Some(Fusion::BatchNorm { gamma, beta, mean: mm, var: mv, eps, momentum, .. }) =
+                    self.fusion_at(j)
+                else {
+                    unreachable!("chain_at matched a batch normalization at node {j}")
+                };
+                let residual = residual.as_ref().map(|s| fetch(s, chain.last)).transpose()?;
+                let run = || -> tlx_tensor::Result<Tensor> {
+                    let (y, mean, var) =
+                        args[0].batch_norm_train_relu(gamma, beta, eps, residual.as_ref())?;
+                    crate::layers::update_moving_statistics(mm, mv, &mean, &var, momentum)?;
+                    Ok(y)
+                };
+                run().map_err(wrap(j))?
+            }
             ChainKind::PadMaxPool { pad, pool, strides } => {
                 args[0].max_pool2d_zero_padded(pad, pool, strides).map_err(wrap(j + 1))?
             }

@@ -94,10 +94,13 @@ pub(crate) enum Op {
         axis: usize,
         log: bool,
     },
+    /// A convolution; with `bias`, plus a bias per output channel in the same op
+    /// (`Tensor::conv2d_fused` when recording: the sum without the bias is not kept).
     Conv2d {
         x: Tensor,
         kernel: Tensor,
         geom: Conv2dGeometry,
+        bias: Option<Tensor>,
     },
     MaxPool2d {
         x: Tensor,
@@ -108,12 +111,17 @@ pub(crate) enum Op {
         geom: Pool2dGeometry,
     },
     /// Training-mode batch norm over all axes but the last; `mean`/`inv_std` per channel.
+    /// Training-mode batch norm; with `relu`, followed by `relu(· + residual)` in the same
+    /// op (`Tensor::batch_norm_train_relu`: the backward pass needs only x, the residual's
+    /// node and the output).
     BatchNorm {
         x: Tensor,
         gamma: Option<Tensor>,
         beta: Option<Tensor>,
         mean: Tensor,
         inv_std: Tensor,
+        residual: Option<Tensor>,
+        relu: bool,
     },
 }
 
@@ -166,11 +174,12 @@ impl Op {
             | Op::AvgPool2d { x, .. } => vec![x],
             Op::Binary { a, b, .. } | Op::Matmul { a, b } | Op::Where { a, b, .. } => vec![a, b],
             Op::Concat { xs, .. } => xs.iter().collect(),
-            Op::Conv2d { x, kernel, .. } => vec![x, kernel],
-            Op::BatchNorm { x, gamma, beta, .. } => {
+            Op::Conv2d { x, kernel, bias, .. } => [x, kernel].into_iter().chain(bias).collect(),
+            Op::BatchNorm { x, gamma, beta, residual, .. } => {
                 let mut v = vec![x];
                 v.extend(gamma.iter());
                 v.extend(beta.iter());
+                v.extend(residual.iter());
                 v
             }
         }

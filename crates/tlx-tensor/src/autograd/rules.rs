@@ -115,22 +115,38 @@ pub(super) fn backward(op: &Op, out: &Tensor, g: &Tensor) -> Result<Vec<Option<T
             vec![ga, gb]
         }
         Op::Softmax { x: _, axis, log } => vec![Some(crate::ops::nn::softmax_grad(out, g, *axis, *log)?)],
-        Op::Conv2d { x, kernel, geom } => {
+        Op::Conv2d { x, kernel, geom, bias } => {
             let gx = if want(x) { Some(crate::ops::conv::conv2d_input_grad(geom, g, kernel)?) } else { None };
             let gk =
                 if want(kernel) { Some(crate::ops::conv::conv2d_kernel_grad(geom, x, g)?) } else { None };
-            vec![gx, gk]
+            let mut v = vec![gx, gk];
+            if let Some(b) = bias {
+                // As the separate Add's rule: the gradient summed over all but the channels.
+                v.push(if want(b) { Some(g.sum_to_shape(b.shape())?) } else { None });
+            }
+            v
         }
         Op::MaxPool2d { x, geom } => vec![Some(crate::ops::conv::max_pool2d_grad(geom, x, g)?)],
         Op::AvgPool2d { x: _, geom } => vec![Some(crate::ops::conv::avg_pool2d_grad(geom, g)?)],
-        Op::BatchNorm { x, gamma, beta, mean, inv_std } => {
-            let (gx, ggamma, gbeta) = crate::ops::norm::batch_norm_grad(x, gamma.as_ref(), mean, inv_std, g)?;
+        Op::BatchNorm { x, gamma, beta, mean, inv_std, residual, relu } => {
+            // After a ReLU: its gradient first (y > 0 exactly where its input was > 0), which
+            // the sum hands unchanged to both of its operands.
+            let g = if *relu {
+                crate::ops::elementwise::unary_grad(tlx_core::UnaryOp::Relu, out, out, g)?
+            } else {
+                g.clone()
+            };
+            let (gx, ggamma, gbeta) =
+                crate::ops::norm::batch_norm_grad(x, gamma.as_ref(), mean, inv_std, &g)?;
             let mut v = vec![Some(gx)];
             if gamma.is_some() {
                 v.push(Some(ggamma));
             }
             if beta.is_some() {
                 v.push(Some(gbeta));
+            }
+            if residual.is_some() {
+                v.push(Some(g));
             }
             v
         }

@@ -173,7 +173,7 @@ pub(crate) fn conv2d(x: &Tensor, kernel: &Tensor, geom: Conv2dGeometry) -> Resul
     let shape = Shape::from(geom.output_shape());
     let mut out = xb.context().alloc::<f32>(shape.numel()).gpu()?;
     cu::conv::conv2d_forward(&geom, &xb, &kb, None, &mut out).gpu()?;
-    Ok(wrap(out, shape, Some(Op::Conv2d { x: x.clone(), kernel: kernel.clone(), geom })))
+    Ok(wrap(out, shape, Some(Op::Conv2d { x: x.clone(), kernel: kernel.clone(), geom, bias: None })))
 }
 
 /// Gradient of conv2d with respect to its input.
@@ -271,6 +271,8 @@ pub(crate) fn batch_norm_train(
         beta: beta.cloned(),
         mean: mean.clone(),
         inv_std,
+        residual: None,
+        relu: false,
     };
     Ok((wrap(y, x.shape().clone(), Some(op)), mean, var))
 }

@@ -60,6 +60,30 @@ pub(crate) fn run_kept(
     Ok(out)
 }
 
+/// The convolution of contiguous CPU `x` and `k` as it runs where a gradient is recorded
+/// (the kernel not kept), then `bias` `[c_out]` added to each output pixel if given (one
+/// rounding, as an Add after it).
+pub(crate) fn conv2d_values(
+    geom: &Conv2dGeometry,
+    x: &Tensor,
+    k: &Tensor,
+    bias: Option<&Tensor>,
+) -> Result<crate::CpuStorage> {
+    Ok(with_float!(x.dtype(), "conv2d", T => {
+        let bias = bias.map(|b| b.to_vec::<T>()).transpose()?;
+        x.with_slice::<T, _>(|xs| k.with_slice::<T, _>(|ks| {
+            let mut out = vec![T::default(); geom.output_shape().iter().product()];
+            tlx_cpu::conv::conv2d_forward(geom, xs, ks, None, &mut out);
+            if let Some(b) = &bias {
+                for row in out.chunks_exact_mut(geom.c_out) {
+                    row.iter_mut().zip(b).for_each(|(o, &b)| *o += b);
+                }
+            }
+            T::wrap(out)
+        }))??
+    }))
+}
+
 impl Tensor {
     /// 2-D convolution of an NHWC input with an HWIO kernel `[kh, kw, c_in/groups, c_out]`.
     pub fn conv2d(
@@ -84,7 +108,7 @@ impl Tensor {
         // Without a gradient to record (inference, a frozen layer), an f32 kernel runs in its
         // kept form (transformed for Winograd or packed), as the fused convolution's does
         // (same bits).
-        let op = Op::Conv2d { x: self.clone(), kernel: kernel.clone(), geom };
+        let op = Op::Conv2d { x: self.clone(), kernel: kernel.clone(), geom, bias: None };
         let kept = match self.dtype() {
             tlx_core::DType::F32 if !crate::autograd::should_record(&op) => kept_kernel(&geom, &k)?,
             _ => None,
@@ -93,13 +117,7 @@ impl Tensor {
             let out = run_kept(&geom, &x, &k, &kept, tlx_cpu::conv::Epilogue::identity(), None)?;
             return Ok(Tensor::from_storage(f32::wrap(out), Shape::from(geom.output_shape()), Some(op)));
         }
-        let storage = with_float!(self.dtype(), "conv2d", T => {
-            x.with_slice::<T, _>(|xs| k.with_slice::<T, _>(|ks| {
-                let mut out = vec![T::default(); geom.output_shape().iter().product()];
-                tlx_cpu::conv::conv2d_forward(&geom, xs, ks, None, &mut out);
-                T::wrap(out)
-            }))??
-        });
+        let storage = conv2d_values(&geom, &x, &k, None)?;
         Ok(Tensor::from_storage(storage, Shape::from(geom.output_shape()), Some(op)))
     }
 

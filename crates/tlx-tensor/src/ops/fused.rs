@@ -6,6 +6,7 @@
 
 use super::elementwise::read_pair;
 use super::same_dtype;
+use crate::autograd::Op;
 use crate::storage::StorageElement;
 use crate::{is_grad_enabled, Device, Tensor};
 use tlx_core::{Conv2dGeometry, DType, Error, Padding, Result, Shape, UnaryOp};
@@ -87,8 +88,45 @@ impl<T: StorageElement> EpilogueVectors<T> {
 }
 
 impl Tensor {
+    /// A convolution with only a bias in its epilogue, recorded for gradients on the CPU:
+    /// computed as the recorded convolution then the Add would be (the same bits) and
+    /// recorded as one op, so that the backward pass does not keep the sum without the bias
+    /// alive (a whole activation per convolution while a network trains). `None` where this
+    /// does not apply.
+    fn conv2d_bias_recorded(
+        &self,
+        kernel: &Tensor,
+        strides: (usize, usize),
+        dilation: (usize, usize),
+        padding: Padding,
+        groups: usize,
+        ep: &ConvEpilogue<'_>,
+    ) -> Result<Option<Tensor>> {
+        let (Some(bias), None, None, None, EpilogueAct::Linear) =
+            (ep.bias, ep.scale, ep.shift, ep.residual, ep.act)
+        else {
+            return Ok(None);
+        };
+        let all = [self, kernel, bias];
+        if !is_grad_enabled()
+            || !all.iter().all(|t| t.device() == Device::Cpu && t.dtype() == self.dtype())
+            || !matches!(self.dtype(), DType::F32 | DType::F64)
+        {
+            return Ok(None);
+        }
+        let geom = Conv2dGeometry::new(self.dims(), kernel.dims(), strides, dilation, padding, groups)?;
+        if bias.dims() != [geom.c_out] {
+            return Ok(None); // the separate ops' broadcasting (and errors)
+        }
+        let (x, k) = (self.contiguous()?, kernel.contiguous()?);
+        let y = super::conv::conv2d_values(&geom, &x, &k, Some(bias))?;
+        let op = Op::Conv2d { x: self.clone(), kernel: kernel.clone(), geom, bias: Some(bias.clone()) };
+        Ok(Some(Tensor::from_storage(y, Shape::from(geom.output_shape()), Some(op))))
+    }
+
     /// `act((conv2d(self, kernel) + bias)·scale + shift + residual)` (see [`ConvEpilogue`]),
     /// computed in one pass when no gradient is recorded; otherwise as the separate ops.
+    /// (A bias alone, recorded on the CPU, is one op: `conv2d_bias_recorded`.)
     pub fn conv2d_fused(
         &self,
         kernel: &Tensor,
@@ -109,6 +147,9 @@ impl Tensor {
             Ok(r.dims() == geom.output_shape())
         };
         if !fusable(&all) || !residual_fits()? {
+            if let Some(y) = self.conv2d_bias_recorded(kernel, strides, dilation, padding, groups, &ep)? {
+                return Ok(y);
+            }
             let mut y = self.conv2d(kernel, strides, dilation, padding, groups)?;
             if let Some(b) = ep.bias {
                 y = y.add(b)?;
