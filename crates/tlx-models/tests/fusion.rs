@@ -177,3 +177,32 @@ fn resnet50_training_batch_norm_chains_give_the_same_bits() {
     assert_eq!(fused.2, plain.2, "moving statistics differ with fusion on");
     assert_ne!(fused.2, start.iter().map(|s| s.to_vec::<f32>().unwrap()).collect::<Vec<_>>());
 }
+
+#[test]
+fn vgg16_training_convolutions_give_the_same_bits() {
+    // Every layer trainable: each convolution with its bias and ReLU is one recorded op
+    // (the pre-activation sums are not kept); loss and gradients are the separate ops' bits.
+    let model = build(Arch::Vgg16, &AppOptions::new().include_top(false).input_shape([32, 32, 3])).unwrap();
+    randomize(&model, 8);
+    let mut rng = Rng::new(6);
+    let x = Tensor::rand_uniform([2, 32, 32, 3], -1.0, 1.0, tlx_tensor::DType::F32, &mut rng).unwrap();
+    assert_eq!(model.fused_chains(&Context::training(1)).len(), 13);
+    let run = |fuse: bool| {
+        let mut ctx = Context::training(1);
+        ctx.fuse = fuse;
+        let y = model.forward(std::slice::from_ref(&x), &mut ctx).unwrap().swap_remove(0);
+        let loss = y.square().unwrap().mean(&[0, 1, 2, 3], false).unwrap();
+        let weights = model.trainable_weights();
+        for (_, w) in &weights {
+            w.zero_grad();
+        }
+        loss.backward().unwrap();
+        let grads: Vec<Vec<f32>> =
+            weights.iter().map(|(_, w)| w.grad().unwrap().to_vec::<f32>().unwrap()).collect();
+        (loss.to_vec::<f32>().unwrap(), grads)
+    };
+    let (fused, plain) = (run(true), run(false));
+    assert_eq!(fused.1.len(), 26);
+    assert!(fused.0[0] > 0.0 && fused.1.iter().all(|g| g.iter().any(|&v| v != 0.0)));
+    assert_eq!(fused, plain, "loss or gradients differ with fusion on");
+}

@@ -263,43 +263,62 @@ fn batch_norm_then_relu_matches_the_separate_ops_bit_for_bit() {
 }
 
 #[test]
-fn conv2d_with_bias_recorded_as_one_op_matches_the_separate_ops() {
-    use tlx_tensor::{ConvEpilogue, EpilogueAct};
-    let fused = |t: &[Tensor], stride: usize| {
-        let ep = ConvEpilogue {
-            bias: Some(&t[2]),
-            scale: None,
-            shift: None,
-            residual: None,
-            act: EpilogueAct::Linear,
-        };
+fn conv2d_with_bias_and_activation_recorded_as_one_op_matches_the_separate_ops() {
+    use tlx_tensor::{ConvEpilogue, EpilogueAct, UnaryOp};
+    let fused = |t: &[Tensor], stride: usize, bias: bool, act: EpilogueAct| {
+        let ep = ConvEpilogue { bias: bias.then_some(&t[2]), scale: None, shift: None, residual: None, act };
         t[0].conv2d_fused(&t[1], (stride, stride), (1, 1), Padding::Same, 1, ep)
     };
-    // Finite differences (f64): x, kernel and bias, strided too.
+    // Finite differences (f64): x, kernel and bias, strided too (the output kept off the
+    // activations' kinks: checked below).
     let (x, k, b) = (
         sample(&[2, 5, 4, 3], -1.0, 1.0, 31),
         sample(&[3, 3, 3, 4], -1.0, 1.0, 32),
         sample(&[4], -1.0, 1.0, 33),
     );
-    check(|t| fused(t, 1), &[x.clone(), k.clone(), b.clone()]);
-    check(|t| fused(t, 2), &[x, k, b]);
-    // f32, bit for bit against conv2d then add: output and every gradient.
+    for act in [EpilogueAct::Linear, EpilogueAct::Relu] {
+        check(|t| fused(t, 1, true, act), &[x.clone(), k.clone(), b.clone()]);
+        check(|t| fused(t, 2, true, act), &[x.clone(), k.clone(), b.clone()]);
+    }
+    let pre =
+        x.conv2d(&k, (1, 1), (1, 1), Padding::Same, 1).unwrap().add(&b).unwrap().to_vec::<f64>().unwrap();
+    assert!(pre.iter().all(|v| v.abs() > 1e-4), "inputs too close to the ReLU's kink");
+    // f32, bit for bit against conv2d → add → activation: output and every gradient, with
+    // outputs on both sides of ReLU6's bounds.
     let f32s = |shape: &[usize], seed| sample(shape, -1.0, 1.0, seed).to_dtype(DType::F32).unwrap();
-    let leaves = [f32s(&[3, 9, 7, 16], 34), f32s(&[3, 3, 16, 24], 35), f32s(&[24], 36)];
+    let leaves =
+        [f32s(&[3, 9, 7, 16], 34), f32s(&[3, 3, 16, 24], 35).mul_scalar(2.0).unwrap(), f32s(&[24], 36)];
     let weights = f32s(&[3, 9, 7, 24], 37);
-    let run = |one_op: bool| {
-        let t: Vec<Tensor> = leaves.iter().map(|l| l.detach().with_grad().unwrap()).collect();
-        let y = if one_op {
-            fused(&t, 1).unwrap()
-        } else {
-            t[0].conv2d(&t[1], (1, 1), (1, 1), Padding::Same, 1).unwrap().add(&t[2]).unwrap()
+    for (bias, act, op) in [
+        (true, EpilogueAct::Linear, None),
+        (true, EpilogueAct::Relu, Some(UnaryOp::Relu)),
+        (false, EpilogueAct::Relu6, Some(UnaryOp::Relu6)),
+    ] {
+        let run = |one_op: bool| {
+            let t: Vec<Tensor> = leaves.iter().map(|l| l.detach().with_grad().unwrap()).collect();
+            let y = if one_op {
+                fused(&t, 1, bias, act).unwrap()
+            } else {
+                let y = t[0].conv2d(&t[1], (1, 1), (1, 1), Padding::Same, 1).unwrap();
+                let y = if bias { y.add(&t[2]).unwrap() } else { y };
+                op.map_or(y.clone(), |op| y.unary(op).unwrap())
+            };
+            y.mul(&weights).unwrap().sum_all().unwrap().backward().unwrap();
+            let mut out = vec![y.to_vec::<f32>().unwrap()];
+            out.extend(t.iter().take(2 + bias as usize).map(|l| l.grad().unwrap().to_vec::<f32>().unwrap()));
+            out.into_iter().map(|v| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>()).collect::<Vec<_>>()
         };
-        y.mul(&weights).unwrap().sum_all().unwrap().backward().unwrap();
-        let mut out = vec![y.to_vec::<f32>().unwrap()];
-        out.extend(t.iter().map(|l| l.grad().unwrap().to_vec::<f32>().unwrap()));
-        out.into_iter().map(|v| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>()).collect::<Vec<_>>()
-    };
-    assert_eq!(run(true), run(false), "conv2d_fused (bias, recorded) differs from conv2d + add");
+        let one = run(true);
+        assert_eq!(
+            one,
+            run(false),
+            "conv2d_fused ({act:?}, bias {bias}, recorded) differs from the separate ops"
+        );
+        let y: Vec<f32> = one[0].iter().map(|&b| f32::from_bits(b)).collect();
+        if act == EpilogueAct::Relu6 {
+            assert!(y.contains(&0.0) && y.contains(&6.0) && y.iter().any(|&v| v > 0.0 && v < 6.0));
+        }
+    }
 }
 
 #[test]

@@ -94,13 +94,15 @@ pub(crate) enum Op {
         axis: usize,
         log: bool,
     },
-    /// A convolution; with `bias`, plus a bias per output channel in the same op
-    /// (`Tensor::conv2d_fused` when recording: the sum without the bias is not kept).
+    /// A convolution; with `bias` and `act` (ReLU or ReLU6), plus a bias per output channel
+    /// and then the activation in the same op (`Tensor::conv2d_fused` when recording: the
+    /// sums without the bias or before the activation are not kept).
     Conv2d {
         x: Tensor,
         kernel: Tensor,
         geom: Conv2dGeometry,
         bias: Option<Tensor>,
+        act: Option<UnaryOp>,
     },
     MaxPool2d {
         x: Tensor,

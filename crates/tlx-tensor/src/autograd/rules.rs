@@ -115,7 +115,13 @@ pub(super) fn backward(op: &Op, out: &Tensor, g: &Tensor) -> Result<Vec<Option<T
             vec![ga, gb]
         }
         Op::Softmax { x: _, axis, log } => vec![Some(crate::ops::nn::softmax_grad(out, g, *axis, *log)?)],
-        Op::Conv2d { x, kernel, geom, bias } => {
+        Op::Conv2d { x, kernel, geom, bias, act } => {
+            // The activation's gradient first, from the output: ReLU's and ReLU6's input was in
+            // their linear range exactly where the output is strictly inside (0, 6) / > 0.
+            let g = match act {
+                Some(op) => &crate::ops::elementwise::unary_grad(*op, out, out, g)?,
+                None => g,
+            };
             let gx = if want(x) { Some(crate::ops::conv::conv2d_input_grad(geom, g, kernel)?) } else { None };
             let gk =
                 if want(kernel) { Some(crate::ops::conv::conv2d_kernel_grad(geom, x, g)?) } else { None };

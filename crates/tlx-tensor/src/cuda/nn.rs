@@ -173,7 +173,11 @@ pub(crate) fn conv2d(x: &Tensor, kernel: &Tensor, geom: Conv2dGeometry) -> Resul
     let shape = Shape::from(geom.output_shape());
     let mut out = xb.context().alloc::<f32>(shape.numel()).gpu()?;
     cu::conv::conv2d_forward(&geom, &xb, &kb, None, &mut out).gpu()?;
-    Ok(wrap(out, shape, Some(Op::Conv2d { x: x.clone(), kernel: kernel.clone(), geom, bias: None })))
+    Ok(wrap(
+        out,
+        shape,
+        Some(Op::Conv2d { x: x.clone(), kernel: kernel.clone(), geom, bias: None, act: None }),
+    ))
 }
 
 /// Gradient of conv2d with respect to its input.

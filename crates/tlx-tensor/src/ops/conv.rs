@@ -108,7 +108,7 @@ impl Tensor {
         // Without a gradient to record (inference, a frozen layer), an f32 kernel runs in its
         // kept form (transformed for Winograd or packed), as the fused convolution's does
         // (same bits).
-        let op = Op::Conv2d { x: self.clone(), kernel: kernel.clone(), geom, bias: None };
+        let op = Op::Conv2d { x: self.clone(), kernel: kernel.clone(), geom, bias: None, act: None };
         let kept = match self.dtype() {
             tlx_core::DType::F32 if !crate::autograd::should_record(&op) => kept_kernel(&geom, &k)?,
             _ => None,

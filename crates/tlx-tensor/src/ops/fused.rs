@@ -88,12 +88,12 @@ impl<T: StorageElement> EpilogueVectors<T> {
 }
 
 impl Tensor {
-    /// A convolution with only a bias in its epilogue, recorded for gradients on the CPU:
-    /// computed as the recorded convolution then the Add would be (the same bits) and
-    /// recorded as one op, so that the backward pass does not keep the sum without the bias
-    /// alive (a whole activation per convolution while a network trains). `None` where this
-    /// does not apply.
-    fn conv2d_bias_recorded(
+    /// A convolution with a bias and/or a ReLU/ReLU6 (nothing else) in its epilogue, recorded
+    /// for gradients on the CPU: computed as the recorded convolution, Add and activation
+    /// would be (the same bits) and recorded as one op, so that the backward pass does not
+    /// keep the sums without the bias or before the activation alive (one or two whole
+    /// activations per convolution while a network trains). `None` where this does not apply.
+    fn conv2d_recorded_as_one_op(
         &self,
         kernel: &Tensor,
         strides: (usize, usize),
@@ -102,12 +102,15 @@ impl Tensor {
         groups: usize,
         ep: &ConvEpilogue<'_>,
     ) -> Result<Option<Tensor>> {
-        let (Some(bias), None, None, None, EpilogueAct::Linear) =
-            (ep.bias, ep.scale, ep.shift, ep.residual, ep.act)
-        else {
+        let (bias, act) = (ep.bias, act_op(ep.act));
+        if ep.scale.is_some()
+            || ep.shift.is_some()
+            || ep.residual.is_some()
+            || (bias.is_none() && act.is_none())
+        {
             return Ok(None);
-        };
-        let all = [self, kernel, bias];
+        }
+        let all: Vec<&Tensor> = [self, kernel].into_iter().chain(bias).collect();
         if !is_grad_enabled()
             || !all.iter().all(|t| t.device() == Device::Cpu && t.dtype() == self.dtype())
             || !matches!(self.dtype(), DType::F32 | DType::F64)
@@ -115,18 +118,24 @@ impl Tensor {
             return Ok(None);
         }
         let geom = Conv2dGeometry::new(self.dims(), kernel.dims(), strides, dilation, padding, groups)?;
-        if bias.dims() != [geom.c_out] {
+        if bias.is_some_and(|b| b.dims() != [geom.c_out]) {
             return Ok(None); // the separate ops' broadcasting (and errors)
         }
         let (x, k) = (self.contiguous()?, kernel.contiguous()?);
-        let y = super::conv::conv2d_values(&geom, &x, &k, Some(bias))?;
-        let op = Op::Conv2d { x: self.clone(), kernel: kernel.clone(), geom, bias: Some(bias.clone()) };
-        Ok(Some(Tensor::from_storage(y, Shape::from(geom.output_shape()), Some(op))))
+        let y = super::conv::conv2d_values(&geom, &x, &k, bias)?;
+        let y = Tensor::from_storage(y, Shape::from(geom.output_shape()), None);
+        let y = match act {
+            Some(op) => crate::with_no_grad(|| y.unary(op))?,
+            None => y,
+        };
+        let op = Op::Conv2d { x: self.clone(), kernel: kernel.clone(), geom, bias: bias.cloned(), act };
+        Ok(Some(y.view_with(y.0.layout.clone(), op)))
     }
 
     /// `act((conv2d(self, kernel) + bias)·scale + shift + residual)` (see [`ConvEpilogue`]),
     /// computed in one pass when no gradient is recorded; otherwise as the separate ops.
-    /// (A bias alone, recorded on the CPU, is one op: `conv2d_bias_recorded`.)
+    /// (A bias and an activation alone, recorded on the CPU, are one op:
+    /// `conv2d_recorded_as_one_op`.)
     pub fn conv2d_fused(
         &self,
         kernel: &Tensor,
@@ -147,7 +156,9 @@ impl Tensor {
             Ok(r.dims() == geom.output_shape())
         };
         if !fusable(&all) || !residual_fits()? {
-            if let Some(y) = self.conv2d_bias_recorded(kernel, strides, dilation, padding, groups, &ep)? {
+            if let Some(y) =
+                self.conv2d_recorded_as_one_op(kernel, strides, dilation, padding, groups, &ep)?
+            {
                 return Ok(y);
             }
             let mut y = self.conv2d(kernel, strides, dilation, padding, groups)?;
