@@ -48,6 +48,22 @@ fn check_app(arch: Arch, options: AppOptions, input: [usize; 3]) -> Model {
     model
 }
 
+/// One training-mode forward and backward pass (fusion on or off): the loss, a mean of
+/// squares of the output, and every trainable weight's gradient.
+fn training_step(model: &Model, x: &Tensor, fuse: bool) -> (Vec<f32>, Vec<Vec<f32>>) {
+    let mut ctx = Context::training(1);
+    ctx.fuse = fuse;
+    let y = model.forward(std::slice::from_ref(x), &mut ctx).unwrap().swap_remove(0);
+    let loss = y.square().unwrap().mean(&[0, 1, 2, 3], false).unwrap();
+    let weights = model.trainable_weights();
+    for (_, w) in &weights {
+        w.zero_grad();
+    }
+    loss.backward().unwrap();
+    let grads = weights.iter().map(|(_, w)| w.grad().unwrap().to_vec::<f32>().unwrap()).collect();
+    (loss.to_vec::<f32>().unwrap(), grads)
+}
+
 fn has_chain(model: &Model, chain: &[&str]) -> bool {
     model.fused_chains(&Context::inference()).iter().any(|c| c == chain)
 }
@@ -107,21 +123,7 @@ fn frozen_base_gradients_are_the_same_fused() {
     model.sync_requires_grad().unwrap();
     let mut rng = Rng::new(2);
     let x = Tensor::rand_uniform([2, 32, 32, 3], -1.0, 1.0, tlx_tensor::DType::F32, &mut rng).unwrap();
-    let run = |fuse: bool| {
-        let mut ctx = Context::training(1);
-        ctx.fuse = fuse;
-        let y = model.forward(std::slice::from_ref(&x), &mut ctx).unwrap().swap_remove(0);
-        let loss = y.square().unwrap().mean(&[0, 1, 2, 3], false).unwrap();
-        let weights = model.trainable_weights();
-        for (_, w) in &weights {
-            w.zero_grad();
-        }
-        loss.backward().unwrap();
-        let grads: Vec<Vec<f32>> =
-            weights.iter().map(|(_, w)| w.grad().unwrap().to_vec::<f32>().unwrap()).collect();
-        (loss.to_vec::<f32>().unwrap(), grads)
-    };
-    let (fused, plain) = (run(true), run(false));
+    let (fused, plain) = (training_step(&model, &x, true), training_step(&model, &x, false));
     assert!(!fused.1.is_empty());
     assert_eq!(fused, plain, "loss or gradients differ with fusion on");
 }
@@ -155,19 +157,9 @@ fn resnet50_training_batch_norm_chains_give_the_same_bits() {
         for ((_, w), s) in moving.iter().zip(&start) {
             w.assign(s).unwrap();
         }
-        let mut ctx = Context::training(1);
-        ctx.fuse = fuse;
-        let y = model.forward(std::slice::from_ref(&x), &mut ctx).unwrap().swap_remove(0);
-        let loss = y.square().unwrap().mean(&[0, 1, 2, 3], false).unwrap();
-        let weights = model.trainable_weights();
-        for (_, w) in &weights {
-            w.zero_grad();
-        }
-        loss.backward().unwrap();
-        let grads: Vec<Vec<f32>> =
-            weights.iter().map(|(_, w)| w.grad().unwrap().to_vec::<f32>().unwrap()).collect();
+        let (loss, grads) = training_step(&model, &x, fuse);
         let stats: Vec<Vec<f32>> = moving.iter().map(|(_, w)| w.to_vec::<f32>().unwrap()).collect();
-        (loss.to_vec::<f32>().unwrap(), grads, stats)
+        (loss, grads, stats)
     };
     let (fused, plain) = (run(true), run(false));
     assert_eq!(fused.1.len(), model.trainable_weights().len());
@@ -187,21 +179,7 @@ fn vgg16_training_convolutions_give_the_same_bits() {
     let mut rng = Rng::new(6);
     let x = Tensor::rand_uniform([2, 32, 32, 3], -1.0, 1.0, tlx_tensor::DType::F32, &mut rng).unwrap();
     assert_eq!(model.fused_chains(&Context::training(1)).len(), 13);
-    let run = |fuse: bool| {
-        let mut ctx = Context::training(1);
-        ctx.fuse = fuse;
-        let y = model.forward(std::slice::from_ref(&x), &mut ctx).unwrap().swap_remove(0);
-        let loss = y.square().unwrap().mean(&[0, 1, 2, 3], false).unwrap();
-        let weights = model.trainable_weights();
-        for (_, w) in &weights {
-            w.zero_grad();
-        }
-        loss.backward().unwrap();
-        let grads: Vec<Vec<f32>> =
-            weights.iter().map(|(_, w)| w.grad().unwrap().to_vec::<f32>().unwrap()).collect();
-        (loss.to_vec::<f32>().unwrap(), grads)
-    };
-    let (fused, plain) = (run(true), run(false));
+    let (fused, plain) = (training_step(&model, &x, true), training_step(&model, &x, false));
     assert_eq!(fused.1.len(), 26);
     assert!(fused.0[0] > 0.0 && fused.1.iter().all(|g| g.iter().any(|&v| v != 0.0)));
     assert_eq!(fused, plain, "loss or gradients differ with fusion on");
