@@ -184,3 +184,23 @@ fn vgg16_training_convolutions_give_the_same_bits() {
     assert!(fused.0[0] > 0.0 && fused.1.iter().all(|g| g.iter().any(|&v| v != 0.0)));
     assert_eq!(fused, plain, "loss or gradients differ with fusion on");
 }
+
+#[test]
+fn mobilenet_v2_training_batch_norm_relu6_chains_give_the_same_bits() {
+    // Every layer trainable: each `_BN → _relu` (ReLU6) is one recorded op; the BatchNorms
+    // before a block's Add (no activation) stay separate. Loss and gradients are the bits
+    // of the separate ops.
+    let model =
+        build(Arch::MobileNetV2, &AppOptions::new().include_top(false).alpha(0.35).input_shape([32, 32, 3]))
+            .unwrap();
+    randomize(&model, 9);
+    let chains = model.fused_chains(&Context::training(1));
+    assert!(chains.iter().any(|c| c == &["block_1_depthwise_BN", "block_1_depthwise_relu"]), "{chains:?}");
+    assert!(chains.iter().any(|c| c == &["bn_Conv1", "Conv1_relu"]), "{chains:?}");
+    assert!(!chains.iter().any(|c| c[0] == "block_2_project_BN"));
+    let mut rng = Rng::new(3);
+    let x = Tensor::rand_uniform([2, 32, 32, 3], -1.0, 1.0, tlx_tensor::DType::F32, &mut rng).unwrap();
+    let (fused, plain) = (training_step(&model, &x, true), training_step(&model, &x, false));
+    assert!(fused.0[0] > 0.0 && !fused.1.is_empty());
+    assert_eq!(fused, plain, "loss or gradients differ with fusion on");
+}

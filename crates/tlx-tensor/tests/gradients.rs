@@ -230,36 +230,47 @@ fn batch_norm_then_relu_as_one_op() {
 
 #[test]
 fn batch_norm_then_relu_matches_the_separate_ops_bit_for_bit() {
-    // f32, a residual and γ/β: the same outputs, batch statistics and gradients (x, γ, β,
-    // residual) as batch_norm_train → add → relu recorded one by one.
+    // f32, γ/β: the same outputs, batch statistics and gradients (x, γ, β, residual) as
+    // batch_norm_train → add → relu (with a residual) and batch_norm_train → relu6 (γ
+    // scaled so that outputs pass 6) recorded one by one.
     let f32s = |shape: &[usize], lo, hi, seed| sample(shape, lo, hi, seed).to_dtype(DType::F32).unwrap();
-    let leaves = [
-        f32s(&[6, 4, 3, 16], -1.0, 2.0, 26),
-        f32s(&[16], 0.5, 1.5, 27),
-        f32s(&[16], -0.5, 0.5, 28),
-        f32s(&[6, 4, 3, 16], -1.0, 1.0, 29),
-    ];
-    let weights = f32s(&[6, 4, 3, 16], -1.0, 1.0, 30);
-    let run = |fused: bool| {
-        let t: Vec<Tensor> = leaves.iter().map(|l| l.detach().with_grad().unwrap()).collect();
-        let (y, mean, var) = if fused {
-            t[0].batch_norm_train_relu(Some(&t[1]), Some(&t[2]), 1e-3, Some(&t[3])).unwrap()
-        } else {
-            let (z, m, v) = t[0].batch_norm_train(Some(&t[1]), Some(&t[2]), 1e-3).unwrap();
-            (z.add(&t[3]).unwrap().relu().unwrap(), m, v)
+    for relu6 in [false, true] {
+        let leaves = [
+            f32s(&[6, 4, 3, 16], -1.0, 2.0, 26),
+            f32s(&[16], 0.5, 1.5, 27).mul_scalar(if relu6 { 5.0 } else { 1.0 }).unwrap(),
+            f32s(&[16], -0.5, 0.5, 28),
+            f32s(&[6, 4, 3, 16], -1.0, 1.0, 29),
+        ];
+        let weights = f32s(&[6, 4, 3, 16], -1.0, 1.0, 30);
+        let run = |fused: bool| {
+            let t: Vec<Tensor> = leaves.iter().map(|l| l.detach().with_grad().unwrap()).collect();
+            let (y, mean, var) = match (fused, relu6) {
+                (true, false) => {
+                    t[0].batch_norm_train_relu(Some(&t[1]), Some(&t[2]), 1e-3, Some(&t[3])).unwrap()
+                }
+                (true, true) => t[0].batch_norm_train_relu6(Some(&t[1]), Some(&t[2]), 1e-3, None).unwrap(),
+                (false, _) => {
+                    let (z, m, v) = t[0].batch_norm_train(Some(&t[1]), Some(&t[2]), 1e-3).unwrap();
+                    let y = if relu6 { z.relu6().unwrap() } else { z.add(&t[3]).unwrap().relu().unwrap() };
+                    (y, m, v)
+                }
+            };
+            y.mul(&weights).unwrap().sum_all().unwrap().backward().unwrap();
+            let mut out =
+                vec![y.to_vec::<f32>().unwrap(), mean.to_vec::<f32>().unwrap(), var.to_vec::<f32>().unwrap()];
+            out.extend(
+                t.iter().take(3 + !relu6 as usize).map(|l| l.grad().unwrap().to_vec::<f32>().unwrap()),
+            );
+            out
         };
-        y.mul(&weights).unwrap().sum_all().unwrap().backward().unwrap();
-        let mut out =
-            vec![y.to_vec::<f32>().unwrap(), mean.to_vec::<f32>().unwrap(), var.to_vec::<f32>().unwrap()];
-        out.extend(t.iter().map(|l| l.grad().unwrap().to_vec::<f32>().unwrap()));
-        out
-    };
-    let (fused, separate) = (run(true), run(false));
-    for (i, (a, b)) in fused.iter().zip(&separate).enumerate() {
-        let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
-        assert_eq!(bits(a), bits(b), "part {i} (y, mean, var, dx, dγ, dβ, dr) differs");
+        let (fused, separate) = (run(true), run(false));
+        for (i, (a, b)) in fused.iter().zip(&separate).enumerate() {
+            let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+            assert_eq!(bits(a), bits(b), "relu6 {relu6}: part {i} (y, mean, var, dx, dγ, dβ, dr) differs");
+        }
+        assert!(fused[0].contains(&0.0) && fused[0].iter().any(|&v| v > 0.0 && v < 6.0));
+        assert_eq!(fused[0].contains(&6.0), relu6);
     }
-    assert!(fused[0].contains(&0.0) && fused[0].iter().any(|&v| v > 0.0));
 }
 
 #[test]

@@ -10,7 +10,7 @@
 //! - Add of two tensors → ReLU, where the Add does not end a convolution chain:
 //!   `Tensor::add_relu`.
 //! - In training, BatchNormalization (trainable, batch statistics) → Add of a value computed
-//!   earlier, if any → ReLU: `Tensor::batch_norm_train_relu`, one recorded op that keeps
+//!   earlier, if any → ReLU/ReLU6: `Tensor::batch_norm_train_relu`, one recorded op that keeps
 //!   only its input, the residual and its output for the backward pass (ResNet's `_bn →
 //!   _relu` and `_3_bn → _add → _out`: the normalized values and sums are not kept).
 //! - ZeroPadding2D → an unpadded MaxPooling2D (ResNet's stem): `Tensor::max_pool2d_zero_padded`,
@@ -90,8 +90,8 @@ enum ChainKind {
     /// Add → ReLU.
     AddRelu,
     /// BatchNormalization in training mode → (Add of a value from outside the chain →)
-    /// ReLU, recorded as one op (`Tensor::batch_norm_train_relu`).
-    TrainBatchNormRelu { residual: Option<Source> },
+    /// ReLU or ReLU6, recorded as one op (`Tensor::batch_norm_train_relu`/`_relu6`).
+    TrainBatchNormAct { residual: Option<Source>, act: EpilogueAct },
     /// ZeroPadding2D (top, bottom, left, right) → unpadded MaxPooling2D.
     PadMaxPool { pad: (usize, usize, usize, usize), pool: (usize, usize), strides: (usize, usize) },
 }
@@ -142,11 +142,11 @@ impl Model {
             {
                 let residual = self.residual_of_next_add(j, j, uses, end);
                 let last = j + residual.is_some() as usize;
-                let relu = matches!(self.fusion_at(last + 1), Some(Fusion::Act(EpilogueAct::Relu)));
-                (relu && self.feeds_only_next(last, uses, end)).then_some(Chain {
+                let Some(Fusion::Act(act)) = self.fusion_at(last + 1) else { return None };
+                (act != EpilogueAct::Linear && self.feeds_only_next(last, uses, end)).then_some(Chain {
                     first_node: j,
                     last: last + 1,
-                    kind: ChainKind::TrainBatchNormRelu { residual },
+                    kind: ChainKind::TrainBatchNormAct { residual, act },
                 })
             }
             Fusion::Conv { act, bias, .. } if n_inputs == 1 => {
@@ -281,7 +281,7 @@ impl Model {
         };
         let y = match chain.kind {
             ChainKind::AddRelu => args[0].add_relu(&args[1]).map_err(wrap(j))?,
-            ChainKind::TrainBatchNormRelu { residual } => {
+            ChainKind::TrainBatchNormAct { residual, act } => {
                 let Some(Fusion::BatchNorm { gamma, beta, mean: mm, var: mv, eps, momentum, .. }) =
                     self.fusion_at(j)
                 else {
@@ -289,8 +289,12 @@ impl Model {
                 };
                 let residual = residual.as_ref().map(|s| fetch(s, chain.last)).transpose()?;
                 let run = || -> tlx_tensor::Result<Tensor> {
-                    let (y, mean, var) =
-                        args[0].batch_norm_train_relu(gamma, beta, eps, residual.as_ref())?;
+                    let (y, mean, var) = match act {
+                        EpilogueAct::Relu6 => {
+                            args[0].batch_norm_train_relu6(gamma, beta, eps, residual.as_ref())
+                        }
+                        _ => args[0].batch_norm_train_relu(gamma, beta, eps, residual.as_ref()),
+                    }?;
                     crate::layers::update_moving_statistics(mm, mv, &mean, &var, momentum)?;
                     Ok(y)
                 };

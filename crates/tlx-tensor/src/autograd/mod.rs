@@ -113,9 +113,9 @@ pub(crate) enum Op {
         geom: Pool2dGeometry,
     },
     /// Training-mode batch norm over all axes but the last; `mean`/`inv_std` per channel.
-    /// Training-mode batch norm; with `relu`, followed by `relu(· + residual)` in the same
-    /// op (`Tensor::batch_norm_train_relu`: the backward pass needs only x, the residual's
-    /// node and the output).
+    /// Training-mode batch norm; with `act` (ReLU or ReLU6), followed by `act(· + residual)`
+    /// in the same op (`Tensor::batch_norm_train_relu`: the backward pass needs only x, the
+    /// residual's node and the output).
     BatchNorm {
         x: Tensor,
         gamma: Option<Tensor>,
@@ -123,7 +123,7 @@ pub(crate) enum Op {
         mean: Tensor,
         inv_std: Tensor,
         residual: Option<Tensor>,
-        relu: bool,
+        act: Option<UnaryOp>,
     },
 }
 

@@ -134,13 +134,12 @@ pub(super) fn backward(op: &Op, out: &Tensor, g: &Tensor) -> Result<Vec<Option<T
         }
         Op::MaxPool2d { x, geom } => vec![Some(crate::ops::conv::max_pool2d_grad(geom, x, g)?)],
         Op::AvgPool2d { x: _, geom } => vec![Some(crate::ops::conv::avg_pool2d_grad(geom, g)?)],
-        Op::BatchNorm { x, gamma, beta, mean, inv_std, residual, relu } => {
-            // After a ReLU: its gradient first (y > 0 exactly where its input was > 0), which
-            // the sum hands unchanged to both of its operands.
-            let g = if *relu {
-                crate::ops::elementwise::unary_grad(tlx_core::UnaryOp::Relu, out, out, g)?
-            } else {
-                g.clone()
+        Op::BatchNorm { x, gamma, beta, mean, inv_std, residual, act } => {
+            // After a ReLU/ReLU6: its gradient first (from y: 0 < y (< 6) exactly where its
+            // input was), which the sum hands unchanged to both of its operands.
+            let g = match act {
+                Some(op) => crate::ops::elementwise::unary_grad(*op, out, out, g)?,
+                None => g.clone(),
             };
             let (gx, ggamma, gbeta) =
                 crate::ops::norm::batch_norm_grad(x, gamma.as_ref(), mean, inv_std, &g)?;

@@ -276,7 +276,7 @@ pub(crate) fn batch_norm_train(
         mean: mean.clone(),
         inv_std,
         residual: None,
-        relu: false,
+        act: None,
     };
     Ok((wrap(y, x.shape().clone(), Some(op)), mean, var))
 }

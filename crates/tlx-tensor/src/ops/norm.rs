@@ -5,7 +5,7 @@ use super::{half_roundtrip, on_gpu, with_float};
 use crate::autograd::Op;
 use crate::storage::StorageElement;
 use crate::Tensor;
-use tlx_core::{Element, Error, Result, Shape};
+use tlx_core::{Element, Error, Result, Shape, UnaryOp};
 
 fn check_channel_param(op: &'static str, name: &str, p: Option<&Tensor>, x: &Tensor, c: usize) -> Result<()> {
     if let Some(p) = p {
@@ -35,7 +35,7 @@ impl Tensor {
         beta: Option<&Tensor>,
         eps: f64,
     ) -> Result<(Tensor, Tensor, Tensor)> {
-        self.batch_norm_train_then(gamma, beta, eps, None, false)
+        self.batch_norm_train_then(gamma, beta, eps, None, None)
     }
 
     /// Training-mode batch norm, then the residual `r` added if given, then ReLU:
@@ -52,33 +52,58 @@ impl Tensor {
         eps: f64,
         residual: Option<&Tensor>,
     ) -> Result<(Tensor, Tensor, Tensor)> {
+        self.batch_norm_train_act(gamma, beta, eps, residual, UnaryOp::Relu)
+    }
+
+    /// [`Tensor::batch_norm_train_relu`] with ReLU6 (MobileNetV2's `_BN → _relu`).
+    pub fn batch_norm_train_relu6(
+        &self,
+        gamma: Option<&Tensor>,
+        beta: Option<&Tensor>,
+        eps: f64,
+        residual: Option<&Tensor>,
+    ) -> Result<(Tensor, Tensor, Tensor)> {
+        self.batch_norm_train_act(gamma, beta, eps, residual, UnaryOp::Relu6)
+    }
+
+    /// `act(bn(x) + residual)` as one recorded op where it can be (see
+    /// [`Tensor::batch_norm_train_relu`]), else as the separate ops.
+    fn batch_norm_train_act(
+        &self,
+        gamma: Option<&Tensor>,
+        beta: Option<&Tensor>,
+        eps: f64,
+        residual: Option<&Tensor>,
+        act: UnaryOp,
+    ) -> Result<(Tensor, Tensor, Tensor)> {
         let fusable = self.device() == crate::Device::Cpu
             && !matches!(self.dtype(), tlx_core::DType::F16 | tlx_core::DType::BF16)
             && residual.is_none_or(|r| {
                 r.shape() == self.shape() && r.dtype() == self.dtype() && r.device() == self.device()
             });
         if fusable {
-            return self.batch_norm_train_then(gamma, beta, eps, residual, true);
+            return self.batch_norm_train_then(gamma, beta, eps, residual, Some(act));
         }
         let (y, mean, var) = self.batch_norm_train(gamma, beta, eps)?;
         let y = match residual {
             Some(r) => y.add(r)?,
             None => y,
         };
-        Ok((y.relu()?, mean, var))
+        Ok((y.unary(act)?, mean, var))
     }
 
-    /// [`Tensor::batch_norm_train`], then (with `relu`) `relu(· + residual)` in the same
-    /// recorded op.
+    /// [`Tensor::batch_norm_train`], then (with `act`, ReLU or ReLU6) `act(· + residual)` in
+    /// the same recorded op.
     fn batch_norm_train_then(
         &self,
         gamma: Option<&Tensor>,
         beta: Option<&Tensor>,
         eps: f64,
         residual: Option<&Tensor>,
-        relu: bool,
+        act: Option<UnaryOp>,
     ) -> Result<(Tensor, Tensor, Tensor)> {
-        debug_assert!(relu || residual.is_none());
+        debug_assert!(act.is_some() || residual.is_none());
+        debug_assert!(matches!(act, None | Some(UnaryOp::Relu | UnaryOp::Relu6)));
         const OP: &str = "batch_norm";
         if self.rank() == 0 || self.numel() == 0 {
             return Err(Error::shape(
@@ -131,16 +156,16 @@ impl Tensor {
             mean: mean.clone(),
             inv_std,
             residual: residual.cloned(),
-            relu,
+            act,
         };
         let y = Tensor::from_storage(y, self.shape().clone(), None);
-        if !relu {
+        let Some(act) = act else {
             return Ok((y.view_with(y.0.layout.clone(), op), mean, var));
-        }
+        };
         // The same elementwise ops as the unfused layers (the same bits), unrecorded.
         let y = crate::with_no_grad(|| match residual {
-            Some(r) => y.add(r)?.relu(),
-            None => y.relu(),
+            Some(r) => y.add(r)?.unary(act),
+            None => y.unary(act),
         })?;
         Ok((y.view_with(y.0.layout.clone(), op), mean, var))
     }
