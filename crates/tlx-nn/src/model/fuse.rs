@@ -18,9 +18,10 @@
 //!
 //! The fused ops compute the same float operations in the same order as the layers one by
 //! one (results are bit-identical, see `tests/fusion.rs`), and when a gradient is recorded
-//! they run as those separate ops (but for the training batch norm chain, whose one op has
-//! the separate ops' gradients), so fusion is safe in training too; `Context::fuse` turns
-//! it off.
+//! they run as those separate ops, or as one recorded op with the separate ops' values and
+//! gradients (the training batch norm chain; a convolution with only a bias and a ReLU/ReLU6,
+//! see `Tensor::conv2d_fused`), so fusion is safe in training too; `Context::fuse` turns it
+//! off.
 
 use super::{Model, Source};
 use crate::layer::Context;

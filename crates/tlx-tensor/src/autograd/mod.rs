@@ -113,8 +113,7 @@ pub(crate) enum Op {
         geom: Pool2dGeometry,
     },
     /// Training-mode batch norm over all axes but the last; `mean`/`inv_std` per channel.
-    /// Training-mode batch norm; with `act` (ReLU or ReLU6), followed by `act(· + residual)`
-    /// in the same op (`Tensor::batch_norm_train_relu`: the backward pass needs only x, the
+    /// With `act` (ReLU or ReLU6), followed by `act(· + residual)` in the same op (`Tensor::batch_norm_train_relu`: the backward pass needs only x, the
     /// residual's node and the output).
     BatchNorm {
         x: Tensor,

@@ -159,14 +159,14 @@ impl Tensor {
             act,
         };
         let y = Tensor::from_storage(y, self.shape().clone(), None);
-        let Some(act) = act else {
-            return Ok((y.view_with(y.0.layout.clone(), op), mean, var));
-        };
         // The same elementwise ops as the unfused layers (the same bits), unrecorded.
-        let y = crate::with_no_grad(|| match residual {
-            Some(r) => y.add(r)?.unary(act),
-            None => y.unary(act),
-        })?;
+        let y = match act {
+            Some(act) => crate::with_no_grad(|| match residual {
+                Some(r) => y.add(r)?.unary(act),
+                None => y.unary(act),
+            })?,
+            None => y,
+        };
         Ok((y.view_with(y.0.layout.clone(), op), mean, var))
     }
 
