@@ -265,6 +265,32 @@ pub(super) trait Vector: Copy {
     unsafe fn store_first(p: *mut f32, v: Self, n: usize);
     /// Hints that the cache line at `p` will be used soon (a hint: any address is fine).
     unsafe fn prefetch(p: *const f32);
+    /// [`packed_a_loop`] for a ROWS × NV tile over a panel of MR = ROWS rows, hand-written
+    /// where this instruction set has one for that shape (same operations, same order):
+    /// true when it ran, false where there is none (the generic loop runs).
+    #[inline(always)]
+    unsafe fn packed_loop<const ROWS: usize, const NV: usize>(
+        _acc: &mut [[Self; NV]; ROWS],
+        _a: *const f32,
+        _b: *const f32,
+        _ldb: usize,
+        _k: usize,
+    ) -> bool {
+        false
+    }
+    /// [`rows_run`] hand-written where this instruction set has one for ROWS × NV (same
+    /// operations, same order): B's next row, or `None` where there is none.
+    #[inline(always)]
+    unsafe fn rows_loop<const ROWS: usize, const NV: usize>(
+        _acc: &mut [[Self; NV]; ROWS],
+        _rows: &[*const f32; ROWS],
+        _p0: usize,
+        _len: usize,
+        _b: *const f32,
+        _ldb: usize,
+    ) -> Option<*const f32> {
+        None
+    }
 }
 
 /// The SIMD micro-kernel: a `ROWS × NV·LANES` tile (ROWS ≤ MR; the packed A panel has
@@ -322,6 +348,9 @@ unsafe fn packed_a_loop<V: Vector, const MR: usize, const ROWS: usize, const NV:
 ) {
     // SAFETY: the packed panel holds k steps of MR floats; B has k rows of NV vectors.
     unsafe {
+        if MR == ROWS && V::packed_loop(acc, t.a, t.b, t.ldb, t.k) {
+            return;
+        }
         let (mut a, mut b) = (t.a, t.b);
         for _ in 0..t.k {
             // The A panel comes from L2 (B's micro-panel stays in L1): fetch it 16 steps
@@ -377,6 +406,9 @@ unsafe fn rows_run<V: Vector, const ROWS: usize, const NV: usize>(
 ) -> *const f32 {
     // SAFETY: the caller's contract.
     unsafe {
+        if let Some(next_b) = V::rows_loop(acc, rows, p0, len, b, ldb) {
+            return next_b;
+        }
         for p in p0..p0 + len {
             // Each row streams from L2: fetch its next cache line but one, once per line.
             if (p - p0).is_multiple_of(16) {

@@ -1,9 +1,11 @@
 //! The AVX2+FMA SGEMM micro-kernel: a 6×16 register tile (12 `__m256` accumulators, two B
 //! vectors and one broadcast: 15 of the 16 ymm registers), the generic body of
 //! `kernel::tile_body` with 8-lane vectors. Edge tiles run narrower copies (4 or 2 rows,
-//! 8 columns) so that no more rows are multiplied than the tile has.
+//! 8 columns) so that no more rows are multiplied than the tile has. The full tile's two hot
+//! k loops are in assembly (`kernel_avx2_loops`), where the compiler cannot spill them.
 
 use super::kernel::{tile_body, Kernel, Tile, Vector};
+use super::kernel_avx2_loops as loops;
 use std::arch::x86_64::*;
 
 const MR: usize = 6;
@@ -82,6 +84,37 @@ impl Vector for V8 {
     #[inline(always)]
     unsafe fn prefetch(p: *const f32) {
         unsafe { _mm_prefetch::<_MM_HINT_T0>(p as *const i8) }
+    }
+    #[inline(always)]
+    unsafe fn packed_loop<const ROWS: usize, const NV: usize>(
+        acc: &mut [[Self; NV]; ROWS],
+        a: *const f32,
+        b: *const f32,
+        ldb: usize,
+        k: usize,
+    ) -> bool {
+        if (ROWS, NV) != (MR, 2) {
+            return false;
+        }
+        // SAFETY: `acc` is ROWS·NV = 12 vectors; the trait's contract covers A and B.
+        unsafe { loops::packed_6x16(acc.as_mut_ptr().cast(), a, b, ldb, k) };
+        true
+    }
+    #[inline(always)]
+    unsafe fn rows_loop<const ROWS: usize, const NV: usize>(
+        acc: &mut [[Self; NV]; ROWS],
+        rows: &[*const f32; ROWS],
+        p0: usize,
+        len: usize,
+        b: *const f32,
+        ldb: usize,
+    ) -> Option<*const f32> {
+        if (ROWS, NV) != (MR, 2) {
+            return None;
+        }
+        let rows: &[*const f32; MR] = rows.as_slice().try_into().ok()?;
+        // SAFETY: `acc` is ROWS·NV = 12 vectors; the trait's contract covers the rows and B.
+        Some(unsafe { loops::rows_6x16(acc.as_mut_ptr().cast(), rows, p0, len, b, ldb) })
     }
 }
 

@@ -20,6 +20,8 @@ mod kernel;
 #[cfg(target_arch = "x86_64")]
 mod kernel_avx2;
 #[cfg(target_arch = "x86_64")]
+mod kernel_avx2_loops;
+#[cfg(target_arch = "x86_64")]
 mod kernel_avx512;
 mod pack;
 mod packed;

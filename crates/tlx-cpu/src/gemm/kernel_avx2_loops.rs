@@ -1,0 +1,205 @@
+//! The AVX2+FMA micro-kernel's two hot k loops for the full 6×16 tile, in assembly.
+//!
+//! The tile needs 15 of the 16 ymm registers (12 accumulators, two B vectors, a broadcast),
+//! and whether the compiler keeps all twelve accumulators in registers through the loop
+//! depended on code far away: adding an unrelated module to the crate moved `tile` into
+//! another codegen unit, where LLVM kept a constant in a register across the loop and
+//! spilled an accumulator instead — a store and a load on an FMA chain every step, which
+//! took every product to 60–70 % of its speed (conv3_block1_0's input gradient 102 → 70
+//! GFLOP/s). These loops fix the register assignment. They are the generic loops of
+//! `kernel::packed_a_loop` and `kernel::rows_run` step for step: the same fused
+//! multiply-adds on the same values in the same order (the same bits), the same prefetches.
+//! The accumulators come in and go out through memory (once per tile).
+
+use std::arch::asm;
+
+/// `packed_a_loop` for MR = 6 rows and 16 columns: `k` steps of
+/// `acc[i][v] += a[p·6 + i] · b[p·ldb + 8v ..][..8]`, prefetching A 16 steps ahead.
+///
+/// # Safety
+/// The CPU has AVX2 and FMA; `acc` points at 12 writable vectors of 8 floats (`[[_; 2]; 6]`);
+/// `a` holds `6·k` floats and `b` has `k` rows of 16 floats, `ldb` floats apart.
+#[target_feature(enable = "avx2,fma")]
+#[inline]
+pub(super) unsafe fn packed_6x16(acc: *mut f32, a: *const f32, b: *const f32, ldb: usize, k: usize) {
+    // SAFETY: the caller's contract; the loop reads a[0..6k] and k rows of B, and `acc`'s
+    // 384 bytes; prefetches may point anywhere.
+    unsafe {
+        asm!(
+            "vmovups ymm0, [{acc}]",
+            "vmovups ymm1, [{acc} + 32]",
+            "vmovups ymm2, [{acc} + 64]",
+            "vmovups ymm3, [{acc} + 96]",
+            "vmovups ymm4, [{acc} + 128]",
+            "vmovups ymm5, [{acc} + 160]",
+            "vmovups ymm6, [{acc} + 192]",
+            "vmovups ymm7, [{acc} + 224]",
+            "vmovups ymm8, [{acc} + 256]",
+            "vmovups ymm9, [{acc} + 288]",
+            "vmovups ymm10, [{acc} + 320]",
+            "vmovups ymm11, [{acc} + 352]",
+            "test {k}, {k}",
+            "jz 3f",
+            ".p2align 4",
+            "2:",
+            // A panel: 6 floats a step, fetched 16 steps (384 bytes) ahead.
+            "prefetcht0 [{a} + 384]",
+            "vmovups ymm12, [{b}]",
+            "vmovups ymm13, [{b} + 32]",
+            "vbroadcastss ymm14, dword ptr [{a}]",
+            "vfmadd231ps ymm0, ymm14, ymm12",
+            "vfmadd231ps ymm1, ymm14, ymm13",
+            "vbroadcastss ymm15, dword ptr [{a} + 4]",
+            "vfmadd231ps ymm2, ymm15, ymm12",
+            "vfmadd231ps ymm3, ymm15, ymm13",
+            "vbroadcastss ymm14, dword ptr [{a} + 8]",
+            "vfmadd231ps ymm4, ymm14, ymm12",
+            "vfmadd231ps ymm5, ymm14, ymm13",
+            "vbroadcastss ymm15, dword ptr [{a} + 12]",
+            "vfmadd231ps ymm6, ymm15, ymm12",
+            "vfmadd231ps ymm7, ymm15, ymm13",
+            "vbroadcastss ymm14, dword ptr [{a} + 16]",
+            "vfmadd231ps ymm8, ymm14, ymm12",
+            "vfmadd231ps ymm9, ymm14, ymm13",
+            "vbroadcastss ymm15, dword ptr [{a} + 20]",
+            "vfmadd231ps ymm10, ymm15, ymm12",
+            "vfmadd231ps ymm11, ymm15, ymm13",
+            "add {a}, 24",
+            "add {b}, {ldb_bytes}",
+            "dec {k}",
+            "jnz 2b",
+            "3:",
+            "vmovups [{acc}], ymm0",
+            "vmovups [{acc} + 32], ymm1",
+            "vmovups [{acc} + 64], ymm2",
+            "vmovups [{acc} + 96], ymm3",
+            "vmovups [{acc} + 128], ymm4",
+            "vmovups [{acc} + 160], ymm5",
+            "vmovups [{acc} + 192], ymm6",
+            "vmovups [{acc} + 224], ymm7",
+            "vmovups [{acc} + 256], ymm8",
+            "vmovups [{acc} + 288], ymm9",
+            "vmovups [{acc} + 320], ymm10",
+            "vmovups [{acc} + 352], ymm11",
+            acc = in(reg) acc,
+            a = inout(reg) a => _,
+            b = inout(reg) b => _,
+            ldb_bytes = in(reg) ldb * 4,
+            k = inout(reg) k => _,
+            out("ymm0") _, out("ymm1") _, out("ymm2") _, out("ymm3") _,
+            out("ymm4") _, out("ymm5") _, out("ymm6") _, out("ymm7") _,
+            out("ymm8") _, out("ymm9") _, out("ymm10") _, out("ymm11") _,
+            out("ymm12") _, out("ymm13") _, out("ymm14") _, out("ymm15") _,
+            options(nostack),
+        );
+    }
+}
+
+/// `rows_run` for 6 rows read in place and 16 columns: steps `p0..p0 + len` of
+/// `acc[i][v] += rows[i][p] · b[(p − p0)·ldb + 8v ..][..8]`, fetching each row's line two
+/// lines ahead every 16 steps. Returns B's next row.
+///
+/// # Safety
+/// The CPU has AVX2 and FMA; `acc` points at 12 writable vectors of 8 floats; elements
+/// `p0..p0 + len` of every row and `len` rows of 16 floats of B (`ldb` apart) are readable.
+#[target_feature(enable = "avx2,fma")]
+#[inline]
+pub(super) unsafe fn rows_6x16(
+    acc: *mut f32,
+    rows: &[*const f32; 6],
+    p0: usize,
+    len: usize,
+    b: *const f32,
+    ldb: usize,
+) -> *const f32 {
+    let r = rows.map(|r| r.wrapping_add(p0));
+    let next_b;
+    // SAFETY: the caller's contract; the loop reads elements p0..p0+len of each row (byte
+    // offsets 0..4·len from `r`), `len` rows of B and `acc`'s 384 bytes; prefetches may
+    // point anywhere.
+    unsafe {
+        asm!(
+            "vmovups ymm0, [{acc}]",
+            "vmovups ymm1, [{acc} + 32]",
+            "vmovups ymm2, [{acc} + 64]",
+            "vmovups ymm3, [{acc} + 96]",
+            "vmovups ymm4, [{acc} + 128]",
+            "vmovups ymm5, [{acc} + 160]",
+            "vmovups ymm6, [{acc} + 192]",
+            "vmovups ymm7, [{acc} + 224]",
+            "vmovups ymm8, [{acc} + 256]",
+            "vmovups ymm9, [{acc} + 288]",
+            "vmovups ymm10, [{acc} + 320]",
+            "vmovups ymm11, [{acc} + 352]",
+            "xor {off}, {off}",
+            "test {end}, {end}",
+            "jz 3f",
+            ".p2align 4",
+            "2:",
+            // Every 16 steps (64 bytes), each row's next line but one.
+            "test {off:e}, 63",
+            "jnz 4f",
+            "prefetcht0 [{r0} + {off} + 128]",
+            "prefetcht0 [{r1} + {off} + 128]",
+            "prefetcht0 [{r2} + {off} + 128]",
+            "prefetcht0 [{r3} + {off} + 128]",
+            "prefetcht0 [{r4} + {off} + 128]",
+            "prefetcht0 [{r5} + {off} + 128]",
+            "4:",
+            "vmovups ymm12, [{b}]",
+            "vmovups ymm13, [{b} + 32]",
+            "vbroadcastss ymm14, dword ptr [{r0} + {off}]",
+            "vfmadd231ps ymm0, ymm14, ymm12",
+            "vfmadd231ps ymm1, ymm14, ymm13",
+            "vbroadcastss ymm15, dword ptr [{r1} + {off}]",
+            "vfmadd231ps ymm2, ymm15, ymm12",
+            "vfmadd231ps ymm3, ymm15, ymm13",
+            "vbroadcastss ymm14, dword ptr [{r2} + {off}]",
+            "vfmadd231ps ymm4, ymm14, ymm12",
+            "vfmadd231ps ymm5, ymm14, ymm13",
+            "vbroadcastss ymm15, dword ptr [{r3} + {off}]",
+            "vfmadd231ps ymm6, ymm15, ymm12",
+            "vfmadd231ps ymm7, ymm15, ymm13",
+            "vbroadcastss ymm14, dword ptr [{r4} + {off}]",
+            "vfmadd231ps ymm8, ymm14, ymm12",
+            "vfmadd231ps ymm9, ymm14, ymm13",
+            "vbroadcastss ymm15, dword ptr [{r5} + {off}]",
+            "vfmadd231ps ymm10, ymm15, ymm12",
+            "vfmadd231ps ymm11, ymm15, ymm13",
+            "add {b}, {ldb_bytes}",
+            "add {off}, 4",
+            "cmp {off}, {end}",
+            "jb 2b",
+            "3:",
+            "vmovups [{acc}], ymm0",
+            "vmovups [{acc} + 32], ymm1",
+            "vmovups [{acc} + 64], ymm2",
+            "vmovups [{acc} + 96], ymm3",
+            "vmovups [{acc} + 128], ymm4",
+            "vmovups [{acc} + 160], ymm5",
+            "vmovups [{acc} + 192], ymm6",
+            "vmovups [{acc} + 224], ymm7",
+            "vmovups [{acc} + 256], ymm8",
+            "vmovups [{acc} + 288], ymm9",
+            "vmovups [{acc} + 320], ymm10",
+            "vmovups [{acc} + 352], ymm11",
+            acc = in(reg) acc,
+            r0 = in(reg) r[0],
+            r1 = in(reg) r[1],
+            r2 = in(reg) r[2],
+            r3 = in(reg) r[3],
+            r4 = in(reg) r[4],
+            r5 = in(reg) r[5],
+            b = inout(reg) b => next_b,
+            ldb_bytes = in(reg) ldb * 4,
+            off = out(reg) _,
+            end = in(reg) len * 4,
+            out("ymm0") _, out("ymm1") _, out("ymm2") _, out("ymm3") _,
+            out("ymm4") _, out("ymm5") _, out("ymm6") _, out("ymm7") _,
+            out("ymm8") _, out("ymm9") _, out("ymm10") _, out("ymm11") _,
+            out("ymm12") _, out("ymm13") _, out("ymm14") _, out("ymm15") _,
+            options(nostack),
+        );
+    }
+    next_b
+}
