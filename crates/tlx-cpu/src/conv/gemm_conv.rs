@@ -65,7 +65,7 @@ fn out_group<'a, T>(g: &Conv2dGeometry, data: &'a [T], r0: usize, rows: usize, g
 
 /// `c ← a·b + β·c`, on the pool when `parallel`; with `packed` (b packed beforehand, f32
 /// only) instead of packing b again.
-fn product<T: Float>(
+pub(super) fn product<T: Float>(
     parallel: bool,
     a: MatRef<'_, T>,
     b: MatRef<'_, T>,
@@ -104,7 +104,7 @@ fn as_f32<T: Float>(m: MatRef<'_, T>) -> MatRef<'_, f32> {
 /// call multiplies it by several tiles, or `always` (f32 and one group: Keras's
 /// convolutions), so that the tiles, on whatever thread, do not each pack it again;
 /// otherwise with `None`.
-fn with_packed_kernel<T: Float, R>(
+pub(super) fn with_packed_kernel<T: Float, R>(
     g: &Conv2dGeometry,
     w: MatRef<'_, T>,
     tiles: usize,

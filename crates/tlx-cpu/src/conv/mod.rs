@@ -18,7 +18,8 @@
 //!   im2colᵀ × grad_out accumulated over tiles for the kernel gradient). Ungrouped f32
 //!   forward passes skip the column buffer: the GEMM reads each patch where it lies in the
 //!   input, or in a zero-padded copy of it (`gemm::Patches`, `padded`; ResNet50's stem and
-//!   strided 1×1 convolutions).
+//!   strided 1×1 convolutions). The input gradient of strided or padded 1×1 convolutions
+//!   writes each input pixel once instead of zeroing and scatter-adding (`strided_1x1`).
 //!
 //! Work above `crate::PARALLEL_THRESHOLD` multiply-adds runs on the rayon pool.
 //!
@@ -35,6 +36,7 @@ mod im2col;
 mod kept;
 mod padded;
 mod small_k;
+mod strided_1x1;
 #[cfg(test)]
 mod tests;
 mod winograd;
@@ -241,6 +243,8 @@ pub(crate) fn backward_input_with<T: Float>(
         let (dy, wt) =
             (MatRef::row_major(grad_out, m, g.c_out), MatRef::row_major(kernel, g.c_in, g.c_out).t());
         gemm(T::one(), dy, wt, T::zero(), grad_input, g.c_in);
+    } else if strided_1x1::applies(g) {
+        strided_1x1::backward_input(g, grad_out, kernel, grad_input, t);
     } else {
         gemm_conv::backward_input(g, grad_out, kernel, grad_input, t);
     }

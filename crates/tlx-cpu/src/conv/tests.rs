@@ -200,6 +200,20 @@ proptest! {
         prop_assert!(g.is_pointwise());
         check(&g, bias, &t, seed);
     }
+
+    #[test]
+    fn strided_and_padded_1x1_convolutions_match_reference(
+        n in 1usize..=4, h in 1usize..=11, w in 1usize..=11, c_in in 1usize..=9, c_out in 1usize..=9,
+        sh in 1usize..=4, sw in 1usize..=4, pad in padding(), bias: bool,
+        t in tuning(), seed in 0u64..1000,
+    ) {
+        let geometry = Conv2dGeometry::new(&[n, h, w, c_in], &[1, 1, c_in, c_out], (sh, sw), (1, 1), pad, 1);
+        prop_assume!(geometry.is_ok());
+        let g = geometry.unwrap();
+        prop_assume!(strided_1x1::applies(&g));
+        // `check` starts the input gradient at NaN: a pixel left unwritten fails.
+        check(&g, bias, &t, seed);
+    }
 }
 
 #[test]
@@ -226,6 +240,8 @@ fn larger_shapes_cross_every_tiling_threshold() {
         ([3, 17, 15, 4], [3, 3, 2, 6], (2, 2), (1, 1), 2),
         ([1, 23, 21, 8], [3, 3, 1, 8], (1, 1), (2, 2), 8),
         ([2, 16, 16, 8], [1, 1, 8, 16], (1, 1), (1, 1), 1),
+        // A strided 1×1 projection: input gradient in bands of output rows.
+        ([3, 30, 22, 8], [1, 1, 8, 16], (2, 2), (1, 1), 1),
         ([2, 21, 19, 3], [3, 3, 3, 37], (1, 1), (1, 1), 1),
         // Patches of 288 floats: column rows padded (`im2col::col_stride`), two tiles
         // sharing one packed kernel.
