@@ -351,6 +351,8 @@ unsafe fn packed_a_loop<V: Vector, const MR: usize, const ROWS: usize, const NV:
         if MR == ROWS && V::packed_loop(acc, t.a, t.b, t.ldb, t.k) {
             return;
         }
+        // A local copy of the sums through the loop, as in `rows_run`.
+        let mut sums = *acc;
         let (mut a, mut b) = (t.a, t.b);
         for _ in 0..t.k {
             // The A panel comes from L2 (B's micro-panel stays in L1): fetch it 16 steps
@@ -360,7 +362,7 @@ unsafe fn packed_a_loop<V: Vector, const MR: usize, const ROWS: usize, const NV:
             for (v, x) in bv.iter_mut().enumerate() {
                 *x = V::load(b.add(v * V::LANES));
             }
-            for (i, row) in acc.iter_mut().enumerate() {
+            for (i, row) in sums.iter_mut().enumerate() {
                 let ai = V::splat(*a.add(i));
                 for (x, &bx) in row.iter_mut().zip(&bv) {
                     *x = V::fmadd(ai, bx, *x);
@@ -369,6 +371,7 @@ unsafe fn packed_a_loop<V: Vector, const MR: usize, const ROWS: usize, const NV:
             a = a.add(MR);
             b = b.add(t.ldb);
         }
+        *acc = sums;
     }
 }
 
@@ -409,6 +412,10 @@ unsafe fn rows_run<V: Vector, const ROWS: usize, const NV: usize>(
         if let Some(next_b) = V::rows_loop(acc, rows, p0, len, b, ldb) {
             return next_b;
         }
+        // The sums live in a local copy through the loop: kept in `acc` itself, which the
+        // row pointers might (for all the compiler knows) point into, they were stored back
+        // to memory after every step (one store per FMA in the AVX-512 build).
+        let mut sums = *acc;
         for p in p0..p0 + len {
             // Each row streams from L2: fetch its next cache line but one, once per line.
             if (p - p0).is_multiple_of(16) {
@@ -420,7 +427,7 @@ unsafe fn rows_run<V: Vector, const ROWS: usize, const NV: usize>(
             for (v, x) in bv.iter_mut().enumerate() {
                 *x = V::load(b.add(v * V::LANES));
             }
-            for (row, &r) in acc.iter_mut().zip(rows) {
+            for (row, &r) in sums.iter_mut().zip(rows) {
                 let ai = V::splat(*r.add(p));
                 for (x, &bx) in row.iter_mut().zip(&bv) {
                     *x = V::fmadd(ai, bx, *x);
@@ -428,6 +435,7 @@ unsafe fn rows_run<V: Vector, const ROWS: usize, const NV: usize>(
             }
             b = b.add(ldb);
         }
+        *acc = sums;
         b
     }
 }
