@@ -14,6 +14,11 @@ mod train;
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
 
+/// Large freed blocks are kept for the next allocation of their size (a training step's
+/// activations and gradients) instead of going back to the kernel and faulting in again.
+#[global_allocator]
+static ALLOC: tlx_core::BlockCache = tlx_core::BlockCache::new();
+
 #[derive(Parser)]
 #[command(
     name = "tlx",
@@ -116,6 +121,10 @@ fn main() -> ExitCode {
         // parallel operations of a pass then fork from a worker instead of waking this thread.
         command => tlx_cpu::on_worker(|| run(command)),
     };
+    // The allocator's counters (hits, misses, peak), for benchmarks.
+    if std::env::var_os("TLX_ALLOC_STATS").is_some() {
+        eprintln!("alloc stats: {:?}", ALLOC.stats());
+    }
     match result {
         Ok(code) => code,
         Err(msg) => {
