@@ -13,6 +13,47 @@
 
 use std::arch::asm;
 
+/// The template lines that load the twelve sums (`[[f32; 8]; 2]; 6]` at `{acc}`) into
+/// ymm0–ymm11, row by row.
+macro_rules! load_sums {
+    () => {
+        concat!(
+            "vmovups ymm0, [{acc}]\n",
+            "vmovups ymm1, [{acc} + 32]\n",
+            "vmovups ymm2, [{acc} + 64]\n",
+            "vmovups ymm3, [{acc} + 96]\n",
+            "vmovups ymm4, [{acc} + 128]\n",
+            "vmovups ymm5, [{acc} + 160]\n",
+            "vmovups ymm6, [{acc} + 192]\n",
+            "vmovups ymm7, [{acc} + 224]\n",
+            "vmovups ymm8, [{acc} + 256]\n",
+            "vmovups ymm9, [{acc} + 288]\n",
+            "vmovups ymm10, [{acc} + 320]\n",
+            "vmovups ymm11, [{acc} + 352]",
+        )
+    };
+}
+
+/// The template lines that store ymm0–ymm11 back to the sums at `{acc}`.
+macro_rules! store_sums {
+    () => {
+        concat!(
+            "vmovups [{acc}], ymm0\n",
+            "vmovups [{acc} + 32], ymm1\n",
+            "vmovups [{acc} + 64], ymm2\n",
+            "vmovups [{acc} + 96], ymm3\n",
+            "vmovups [{acc} + 128], ymm4\n",
+            "vmovups [{acc} + 160], ymm5\n",
+            "vmovups [{acc} + 192], ymm6\n",
+            "vmovups [{acc} + 224], ymm7\n",
+            "vmovups [{acc} + 256], ymm8\n",
+            "vmovups [{acc} + 288], ymm9\n",
+            "vmovups [{acc} + 320], ymm10\n",
+            "vmovups [{acc} + 352], ymm11",
+        )
+    };
+}
+
 /// `packed_a_loop` for MR = 6 rows and 16 columns: `k` steps of
 /// `acc[i][v] += a[p·6 + i] · b[p·ldb + 8v ..][..8]`, prefetching A 16 steps ahead.
 ///
@@ -26,18 +67,7 @@ pub(super) unsafe fn packed_6x16(acc: *mut f32, a: *const f32, b: *const f32, ld
     // 384 bytes; prefetches may point anywhere.
     unsafe {
         asm!(
-            "vmovups ymm0, [{acc}]",
-            "vmovups ymm1, [{acc} + 32]",
-            "vmovups ymm2, [{acc} + 64]",
-            "vmovups ymm3, [{acc} + 96]",
-            "vmovups ymm4, [{acc} + 128]",
-            "vmovups ymm5, [{acc} + 160]",
-            "vmovups ymm6, [{acc} + 192]",
-            "vmovups ymm7, [{acc} + 224]",
-            "vmovups ymm8, [{acc} + 256]",
-            "vmovups ymm9, [{acc} + 288]",
-            "vmovups ymm10, [{acc} + 320]",
-            "vmovups ymm11, [{acc} + 352]",
+            load_sums!(),
             "test {k}, {k}",
             "jz 3f",
             ".p2align 4",
@@ -69,18 +99,7 @@ pub(super) unsafe fn packed_6x16(acc: *mut f32, a: *const f32, b: *const f32, ld
             "dec {k}",
             "jnz 2b",
             "3:",
-            "vmovups [{acc}], ymm0",
-            "vmovups [{acc} + 32], ymm1",
-            "vmovups [{acc} + 64], ymm2",
-            "vmovups [{acc} + 96], ymm3",
-            "vmovups [{acc} + 128], ymm4",
-            "vmovups [{acc} + 160], ymm5",
-            "vmovups [{acc} + 192], ymm6",
-            "vmovups [{acc} + 224], ymm7",
-            "vmovups [{acc} + 256], ymm8",
-            "vmovups [{acc} + 288], ymm9",
-            "vmovups [{acc} + 320], ymm10",
-            "vmovups [{acc} + 352], ymm11",
+            store_sums!(),
             acc = in(reg) acc,
             a = inout(reg) a => _,
             b = inout(reg) b => _,
@@ -119,18 +138,7 @@ pub(super) unsafe fn rows_6x16(
     // point anywhere.
     unsafe {
         asm!(
-            "vmovups ymm0, [{acc}]",
-            "vmovups ymm1, [{acc} + 32]",
-            "vmovups ymm2, [{acc} + 64]",
-            "vmovups ymm3, [{acc} + 96]",
-            "vmovups ymm4, [{acc} + 128]",
-            "vmovups ymm5, [{acc} + 160]",
-            "vmovups ymm6, [{acc} + 192]",
-            "vmovups ymm7, [{acc} + 224]",
-            "vmovups ymm8, [{acc} + 256]",
-            "vmovups ymm9, [{acc} + 288]",
-            "vmovups ymm10, [{acc} + 320]",
-            "vmovups ymm11, [{acc} + 352]",
+            load_sums!(),
             "xor {off}, {off}",
             "test {end}, {end}",
             "jz 3f",
@@ -171,18 +179,7 @@ pub(super) unsafe fn rows_6x16(
             "cmp {off}, {end}",
             "jb 2b",
             "3:",
-            "vmovups [{acc}], ymm0",
-            "vmovups [{acc} + 32], ymm1",
-            "vmovups [{acc} + 64], ymm2",
-            "vmovups [{acc} + 96], ymm3",
-            "vmovups [{acc} + 128], ymm4",
-            "vmovups [{acc} + 160], ymm5",
-            "vmovups [{acc} + 192], ymm6",
-            "vmovups [{acc} + 224], ymm7",
-            "vmovups [{acc} + 256], ymm8",
-            "vmovups [{acc} + 288], ymm9",
-            "vmovups [{acc} + 320], ymm10",
-            "vmovups [{acc} + 352], ymm11",
+            store_sums!(),
             acc = in(reg) acc,
             r0 = in(reg) r[0],
             r1 = in(reg) r[1],
