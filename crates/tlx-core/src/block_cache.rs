@@ -172,17 +172,6 @@ impl Table {
         self.peak = self.peak.max(self.live);
     }
 
-    /// Evicts the oldest cached blocks into `out` while live plus cached exceeds the peak;
-    /// true when it stopped only because `out` is full.
-    fn evict_over_peak(&mut self, out: &mut Evicted) -> bool {
-        while self.live + self.cached > self.peak {
-            if !self.evict_oldest(out) {
-                return out.full();
-            }
-        }
-        false
-    }
-
     /// Keeps a freed block of class `size` (or its own size, if it was lent for that class),
     /// evicting the oldest when every slot is full.
     fn keep(&mut self, addr: usize, mut size: usize, mut align: usize, out: &mut Evicted) {
@@ -241,32 +230,23 @@ impl BlockCache {
 
     /// Returns every cached block to the system allocator.
     pub fn trim(&self) {
+        self.evict_while(|t| t.cached > 0);
+    }
+
+    /// Returns the oldest cached blocks to the system allocator while `more` holds of the
+    /// table, a batch per hold of the lock (freed after it is released).
+    fn evict_while(&self, more: impl Fn(&Table) -> bool) {
         loop {
             let mut out = Evicted::new();
-            let more = {
+            let again = {
                 let mut t = self.lock();
-                while t.evict_oldest(&mut out) {}
-                t.cached > 0
+                while more(&t) && t.evict_oldest(&mut out) {}
+                out.full() && more(&t)
             };
             // SAFETY: evicted blocks came from `System` with their recorded layouts and are
             // no longer in the table.
             unsafe { out.release() };
-            if !more {
-                return;
-            }
-        }
-    }
-
-    /// Frees cached blocks (a batch per hold of the lock) until live plus cached is back
-    /// under the peak.
-    fn shrink_to_peak(&self) {
-        loop {
-            let mut out = Evicted::new();
-            let more = self.lock().evict_over_peak(&mut out);
-            // SAFETY: evicted blocks came from `System` with their recorded layouts and are
-            // no longer in the table.
-            unsafe { out.release() };
-            if !more {
+            if !again {
                 return;
             }
         }
@@ -302,7 +282,8 @@ impl BlockCache {
         };
         if !p.is_null() {
             self.lock().add_fresh(size);
-            self.shrink_to_peak();
+            // Back under the peak of live blocks.
+            self.evict_while(|t| t.live + t.cached > t.peak);
         }
         p
     }

@@ -340,6 +340,15 @@ pub(super) fn backward_kernel<T: Float>(
     }
 }
 
+/// Whole images per task when tasks of about `target` output rows hold one image or more:
+/// as many as make `target` rows, but enough tasks (a multiple of the thread count where
+/// there are images for it) to feed every thread when `parallel`.
+pub(super) fn images_per_task(g: &Conv2dGeometry, target: usize, parallel: bool, t: &Tuning) -> usize {
+    let per_task = target.div_ceil(g.out_h * g.out_w).max(1);
+    let tasks = if parallel { (t.threads * g.n.div_ceil(t.threads * per_task)).min(g.n) } else { 1 };
+    g.n.div_ceil(tasks.max(1)).max(1)
+}
+
 /// Input gradient: `grad_input` `[n, h, w, c_in]` (overwritten).
 pub(super) fn backward_input<T: Float>(
     g: &Conv2dGeometry,
@@ -384,9 +393,7 @@ pub(super) fn backward_input<T: Float>(
             // Whole images per task: images never share input rows, so there are no phases, and
             // several small images make one taller (more efficient) product.
             let img_rows = g.out_h * g.out_w;
-            let per_task0 = target.div_ceil(img_rows).max(1);
-            let tasks = if parallel { (t.threads * g.n.div_ceil(t.threads * per_task0)).min(g.n) } else { 1 };
-            let per_task = g.n.div_ceil(tasks);
+            let per_task = images_per_task(g, target, parallel, t);
             let inner = parallel && g.n.div_ceil(per_task) < t.threads;
             let chunk = per_task * g.h * row_len;
             let body = |(i, dst): (usize, &mut [T])| {

@@ -13,7 +13,7 @@
 //! `first_input_row(r1)` (flattened over images), which tile the input gradient without
 //! overlap and hold every pixel its output rows tap.
 
-use super::gemm_conv::{product, with_packed_kernel};
+use super::gemm_conv::{images_per_task, product, with_packed_kernel};
 use super::Tuning;
 use crate::gemm::MatRef;
 use rayon::prelude::*;
@@ -61,9 +61,7 @@ fn plan_tasks(g: &Conv2dGeometry, target: usize, parallel: bool, t: &Tuning) -> 
         }
     } else {
         // Several whole images per task: one taller (more efficient) product.
-        let per_task0 = target.div_ceil(img_rows).max(1);
-        let tasks = if parallel { (t.threads * g.n.div_ceil(t.threads * per_task0)).min(g.n) } else { 1 };
-        let per_task = g.n.div_ceil(tasks);
+        let per_task = images_per_task(g, target, parallel, t);
         starts.extend((0..g.n).step_by(per_task).map(|img| img * img_rows));
     }
     let m = g.n * img_rows;
