@@ -250,7 +250,8 @@ fn time_model(m: &ModelArgs, arch: Arch, train: bool) -> Result<Timing, String> 
             let mut ctx = Context::inference();
             ctx.profile = m.profile.then(Vec::new);
             let t = Instant::now();
-            let y = base.forward(std::slice::from_ref(&x), &mut ctx).map_err(|x| e(&x))?;
+            let y = tlx_cpu::keep_awake(|| base.forward(std::slice::from_ref(&x), &mut ctx))
+                .map_err(|x| e(&x))?;
             std::hint::black_box(&y);
             Ok((t.elapsed().as_secs_f64(), ctx.profile))
         };

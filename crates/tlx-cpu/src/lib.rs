@@ -8,6 +8,7 @@
 //!
 //! `reference` holds the plain-loop definitions every optimised kernel is tested against.
 
+pub mod awake;
 pub mod conv;
 pub mod copy;
 pub mod elementwise;
@@ -22,6 +23,7 @@ mod simd;
 pub mod softmax;
 pub mod unary_simd;
 
+pub use awake::keep_awake;
 pub use par::on_worker;
 /// The thread pools the kernels run on (re-exported so that callers such as benches and
 /// `tlx bench --threads` can run kernels on a pool of a chosen size with `pool.install`).

@@ -201,6 +201,17 @@ impl Trainer {
         batch_size: usize,
         y: &Tensor,
         sample_weight: Option<&Tensor>,
+        forward: impl FnOnce(&Model, &mut Context) -> Result<(Tensor, Option<Logits>)> + Send,
+    ) -> Result<StepOutput> {
+        // The pool's other threads kept awake through the step's many parallel operations.
+        tlx_cpu::keep_awake(|| self.step_here(batch_size, y, sample_weight, forward))
+    }
+
+    fn step_here(
+        &mut self,
+        batch_size: usize,
+        y: &Tensor,
+        sample_weight: Option<&Tensor>,
         forward: impl FnOnce(&Model, &mut Context) -> Result<(Tensor, Option<Logits>)>,
     ) -> Result<StepOutput> {
         let trainable = self.prepare()?;
@@ -260,13 +271,15 @@ impl Trainer {
         batch_size: usize,
         y: &Tensor,
         sample_weight: Option<&Tensor>,
-        forward: impl FnOnce(&Model, &mut Context) -> Result<(Tensor, Option<Logits>)>,
+        forward: impl FnOnce(&Model, &mut Context) -> Result<(Tensor, Option<Logits>)> + Send,
     ) -> Result<StepOutput> {
-        let _g = tlx_tensor::no_grad();
-        let mut ctx = Context::inference();
-        let out = forward(&self.model, &mut ctx)?;
-        let loss = self.total_loss(&out, y, sample_weight, &mut ctx)?;
-        Ok(StepOutput { loss: loss.item()?, batch_size, metrics: self.metric_values(y, &out.0)? })
+        tlx_cpu::keep_awake(|| {
+            let _g = tlx_tensor::no_grad();
+            let mut ctx = Context::inference();
+            let out = forward(&self.model, &mut ctx)?;
+            let loss = self.total_loss(&out, y, sample_weight, &mut ctx)?;
+            Ok(StepOutput { loss: loss.item()?, batch_size, metrics: self.metric_values(y, &out.0)? })
+        })
     }
 
     /// Loss and metrics over a dataset (Keras's `evaluate`), keys `loss` and metric names.

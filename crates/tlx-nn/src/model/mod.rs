@@ -256,10 +256,10 @@ impl Model {
 
     /// Inference on one input: no gradients recorded, BatchNorm on moving statistics,
     /// dropout off. Returns the first output. Runs on a thread of the kernels' rayon pool
-    /// (`tlx_cpu::on_worker`), where each layer's parallel work forks without waking the
-    /// caller.
+    /// with the pool's other threads kept awake (`tlx_cpu::keep_awake`), so that each
+    /// layer's parallel work forks without waking a sleeping thread.
     pub fn predict(&self, x: &Tensor) -> Result<Tensor> {
-        tlx_cpu::on_worker(|| {
+        tlx_cpu::keep_awake(|| {
             let _guard = tlx_tensor::no_grad();
             let mut ctx = Context::inference();
             let mut out = self.forward(std::slice::from_ref(x), &mut ctx)?;
