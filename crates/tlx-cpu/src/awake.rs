@@ -27,6 +27,9 @@ use std::time::{Duration, Instant};
 /// puts it to sleep).
 pub const IDLE_LIMIT: Duration = Duration::from_millis(1);
 
+/// Empty polls of the pool between two yields of the CPU (a poll is ~0.1 µs).
+const POLLS_PER_YIELD: u32 = 32;
+
 thread_local! {
     /// Whether this thread is running a spinner (one further down its stack): a spinner
     /// taken up by a thread that is already spinning returns at once.
@@ -84,16 +87,23 @@ fn spin(done: &AtomicBool, owner: Option<usize>) {
     }
     SPINNING.with(|s| s.set(true));
     let mut idle_since: Option<Instant> = None;
+    let mut idle_polls = 0u32;
     while !done.load(Ordering::Acquire) {
         if let Some(Yield::Executed) = rayon::yield_now() {
-            idle_since = None;
+            (idle_since, idle_polls) = (None, 0);
             continue;
         }
+        idle_polls += 1;
+        if !idle_polls.is_multiple_of(POLLS_PER_YIELD) {
+            std::hint::spin_loop();
+            continue;
+        }
+        // Every few microseconds: the CPU to any other thread that wants it, and the clock.
+        std::thread::yield_now();
         let now = Instant::now();
         if now.duration_since(*idle_since.get_or_insert(now)) > IDLE_LIMIT {
             break;
         }
-        std::thread::yield_now();
     }
     SPINNING.with(|s| s.set(false));
 }

@@ -27,6 +27,13 @@ pub trait Examples: Send + Sync {
 
     /// A short description for messages and `Debug` (e.g. `60000 × [28, 28, 1] u8 in memory`).
     fn describe(&self) -> String;
+
+    /// True when [`read`](Examples::read) is a copy from memory, so cheap that a batch is
+    /// assembled on one thread unless it is large (handing each example to the thread pool
+    /// would cost more than copying it). False (the default) for sources that decode.
+    fn in_memory(&self) -> bool {
+        false
+    }
 }
 
 impl fmt::Debug for dyn Examples {
@@ -131,6 +138,10 @@ impl Examples for ArrayExamples {
         };
         format!("{} × {:?} {t} in memory", self.n, self.shape)
     }
+
+    fn in_memory(&self) -> bool {
+        true
+    }
 }
 
 /// Another source's examples seen with another example shape of the same size.
@@ -151,5 +162,8 @@ impl Examples for Reshaped {
     }
     fn describe(&self) -> String {
         format!("{} as {:?}", self.inner.describe(), self.shape)
+    }
+    fn in_memory(&self) -> bool {
+        self.inner.in_memory()
     }
 }

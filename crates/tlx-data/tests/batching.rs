@@ -93,8 +93,9 @@ fn prefetch_gives_the_same_batches() {
     assert_eq!(one, many);
 }
 
-/// A source whose example 3 cannot be read.
-struct Flaky;
+/// A source whose example 3 cannot be read; `.0`: whether it says it is in memory (batches
+/// then read on one thread, else in parallel).
+struct Flaky(bool);
 
 impl Examples for Flaky {
     fn len(&self) -> usize {
@@ -113,16 +114,22 @@ impl Examples for Flaky {
     fn describe(&self) -> String {
         "flaky".into()
     }
+    fn in_memory(&self) -> bool {
+        self.0
+    }
 }
 
 #[test]
 fn read_errors_end_the_epoch_with_the_error() {
-    let ds = Dataset::new(Arc::new(Flaky), Labels::Classes(vec![0; 6])).unwrap();
-    for prefetch in [0, 3] {
+    // Arrays say they are in memory (and so do reshaped views of them).
+    assert!(numbered(4).examples().in_memory());
+    assert!(numbered(4).reshape_examples(&[16, 1, 1]).unwrap().examples().in_memory());
+    for (in_memory, prefetch) in [(false, 0), (false, 3), (true, 0), (true, 3)] {
+        let ds = Dataset::new(Arc::new(Flaky(in_memory)), Labels::Classes(vec![0; 6])).unwrap();
         let b = ds.batches(BatchConfig::new(2).prefetch(prefetch)).unwrap();
         let items: Vec<_> = b.epoch(0).collect();
-        assert_eq!(items.len(), 2, "prefetch {prefetch}");
-        assert!(items[0].is_ok());
+        assert_eq!(items.len(), 2, "in memory {in_memory}, prefetch {prefetch}");
+        assert_eq!(items[0].as_ref().unwrap().x.to_vec::<f32>().unwrap(), [0.0, 0.0, 1.0, 1.0]);
         let e = items[1].as_ref().unwrap_err().to_string();
         assert!(e.contains("flaky/3.png"), "{e}");
     }

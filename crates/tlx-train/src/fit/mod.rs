@@ -138,15 +138,16 @@ fn batch_weights(opts: &FitOptions, positions: &[usize], y: &Tensor) -> Result<O
 
 impl Trainer {
     /// Trains on `data` as Keras's `fit` does and returns the History. The loop runs on a
-    /// thread of the kernels' rayon pool (`tlx_cpu::on_worker`), where its many small
-    /// parallel operations fork without waking the caller each time.
+    /// thread of the kernels' rayon pool with the others kept awake (`tlx_cpu::keep_awake`,
+    /// here and in every step), where its many small parallel operations fork without
+    /// waking the caller or a sleeping thread each time.
     pub fn fit(
         &mut self,
         data: &Dataset,
         opts: &FitOptions,
         callbacks: &mut [Box<dyn Callback>],
     ) -> Result<History> {
-        tlx_cpu::on_worker(|| self.fit_on_worker(data, opts, callbacks))
+        tlx_cpu::keep_awake(|| self.fit_on_worker(data, opts, callbacks))
     }
 
     fn fit_on_worker(
