@@ -11,10 +11,10 @@
 //! [`keep_awake`] gives every other thread of the pool a spinner: a task that runs the
 //! pool's pending work as it appears (`rayon::yield_now`), polling between jobs (its CPU
 //! yielded to any other thread that wants it, never asleep), until the operation is done or
-//! it has found no work for [`IDLE_LIMIT`]. The limit bounds what a spinner
-//! costs while the owner does serial work, and also the one way a spinner can hold up
-//! progress: run nested inside a job (a worker waiting in a join takes queued work,
-//! spinners included), it keeps that job from finishing until it gives up.
+//! it has found no work for [`IDLE_LIMIT`]. The limit bounds what a spinner costs while the
+//! owner does serial work, and also the one way a spinner can hold up progress: run nested
+//! inside a job (a worker waiting in a join takes queued work, spinners included), it keeps
+//! that job from finishing until it gives up.
 //! `TLX_SPIN=0` turns spinning off.
 
 use rayon::Yield;
@@ -78,9 +78,9 @@ impl Drop for Stop<'_> {
 
 /// A spinner: runs the pool's pending jobs until `done` is set or none has come for
 /// [`IDLE_LIMIT`], yielding its CPU between polls (to any other thread that wants it: a
-/// pool larger than the machine, another process). Returns at once on the owner's thread (which takes it up only while
-/// waiting inside `f`, where spinning until `f` is done would never end) and on a thread
-/// that is already spinning.
+/// pool larger than the machine, another process). Returns at once on the owner's thread
+/// (which takes it up only while waiting inside `f`, where spinning until `f` is done would
+/// never end) and on a thread that is already spinning.
 fn spin(done: &AtomicBool, owner: Option<usize>) {
     if rayon::current_thread_index() == owner || SPINNING.with(Cell::get) {
         return;
