@@ -1,5 +1,5 @@
-//! Times single products one by one: a Fashion-MNIST MLP training step's (batch 32), a square
-//! 1024² one, VGG16 block5's kernel-gradient tile (both operand orders) and ResNet50's 1×1
+//! Times single products one by one: a Fashion-MNIST MLP training step's (batch 32), square
+//! ones (256² to 2048²), VGG16 block5's kernel-gradient tile (both operand orders) and ResNet50's 1×1
 //! convolutions at batch 1 and 8 and the kernel gradients of some of them at batch 8, after
 //! the micro-kernel alone (operands in L1).
 //! `cargo run --release -p tlx-cpu --example gemm_shapes -- [THREADS] [NAME-FILTER]`.
@@ -11,7 +11,10 @@ fn main() {
     let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
     // (name, m, k, n, a transposed, b transposed)
     let shapes = [
+        ("square 256", 256, 256, 256, false, false),
+        ("square 512", 512, 512, 512, false, false),
         ("square 1024", 1024, 1024, 1024, false, false),
+        ("square 2048", 2048, 2048, 2048, false, false),
         ("block5 dW tile 4608x392x512 (A=col^T)", 4608, 392, 512, true, false),
         ("block5 dW^T tile 512x392x4608 (A=dy^T)", 512, 392, 4608, true, false),
         ("conv2 expand 3136x64x256", 3136, 64, 256, false, false),

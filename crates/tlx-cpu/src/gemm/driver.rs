@@ -20,7 +20,8 @@
 //!
 //! A row-major A is not packed but read in place by the micro-kernel (rows at their own
 //! stride, see `direct_a`): the transpose that packing costs weighs on narrow products,
-//! and the sums are the same (each output's products are added in the same order).
+//! and the sums are the same (each output's products are added in the same order). The
+//! many-rows nest of a product wider than the kernel's `direct_a_cols` packs it anyway.
 //!
 //! A may also be convolution patches (`ASource::Patches`, implicit im2col): always read in
 //! place, each tile's row pointers computed from the output pixels of its rows.
@@ -84,6 +85,15 @@ impl<'a> ASource<'a> {
         match self {
             ASource::Matrix(a) => ASource::Matrix(MatRef { data: &a.data[r0 * a.row_stride..], rows, ..*a }),
             ASource::Patches(p) => ASource::Patches(p.band(r0, rows)),
+        }
+    }
+
+    /// As `read_in_place`, for the many-rows nest of a product `n` columns wide: a matrix A
+    /// that meets more than the kernel's `direct_a_cols` columns is packed.
+    pub(super) fn read_in_place_across(&self, ker: &Kernel, n: usize) -> bool {
+        match self {
+            ASource::Matrix(_) => n <= ker.direct_a_cols && self.read_in_place(ker),
+            ASource::Patches(_) => true,
         }
     }
 
@@ -268,8 +278,10 @@ const MAX_MR: usize = 16;
 /// Whether to read A in place rather than pack it: when A is row-major with rows that do
 /// not crowd into a few L1 sets (a stride of a multiple of 4 KiB would put all MR rows in
 /// one set). Packing costs a transpose of every element of A, which narrow products (a
-/// convolution with 64 output channels: each element of A meets 64 columns) feel most; on
-/// this repository's benchmarks reading in place was never slower (BENCHMARKS.md).
+/// convolution with 64 output channels: each element of A meets 64 columns) feel most. On
+/// the AVX-512 machine reading in place was never slower; on Zen 3 (AVX2) it is slower for
+/// wide products with many rows, which therefore pack A past `Kernel::direct_a_cols`
+/// columns (`ASource::read_in_place_across`; BENCHMARKS.md has both measurements).
 /// `TLX_GEMM_DIRECT_A=0` turns it off, for tests and benchmarks.
 fn direct_a(ker: &Kernel, a: &MatRef<'_, f32>) -> bool {
     use std::sync::OnceLock;
@@ -580,7 +592,7 @@ fn many_rows(
     }
     let mc = m.div_ceil(blocks).next_multiple_of(mr);
     let blocks = m.div_ceil(mc);
-    let direct = a.read_in_place(ker);
+    let direct = a.read_in_place_across(ker, n);
     let b_floats = if prepacked { 0 } else { b_len(nc_max, kc_max, nr) };
     par::with_scratch(b_floats + 16, |bbuf: &mut [f32]| {
         let bp = aligned(bbuf);

@@ -125,6 +125,10 @@ pub(super) struct Kernel {
     pub nc: usize,
     /// Whether `tile` also reads A in place (`Tile::lda != 0`).
     pub direct_a: bool,
+    /// The widest product (columns of B) for which the many-rows nest still reads a matrix
+    /// A in place: wider ones meet each A block from so many B panels that packing it once
+    /// costs less than streaming MR separate rows for each panel (see `driver::direct_a`).
+    pub direct_a_cols: usize,
     /// Runs one tile.
     ///
     /// # Safety
@@ -201,8 +205,16 @@ impl Kernel {
 const P_MR: usize = 4;
 const P_NR: usize = 8;
 
-const PORTABLE: Kernel =
-    Kernel { mr: P_MR, nr: P_NR, mc: 128, kc: 256, nc: 2048, direct_a: true, tile: tile_portable };
+const PORTABLE: Kernel = Kernel {
+    mr: P_MR,
+    nr: P_NR,
+    mc: 128,
+    kc: 256,
+    nc: 2048,
+    direct_a: true,
+    direct_a_cols: usize::MAX,
+    tile: tile_portable,
+};
 
 /// The scalar reference micro-kernel (the contract of [`Tile`] in plain loops).
 ///

@@ -405,9 +405,27 @@ fn packing_layouts() {
     }
 }
 
+/// The many-rows nest reads a row-major A in place only up to the kernel's `direct_a_cols`
+/// columns (64 on AVX2, any width on AVX-512 and the portable kernel); patches always.
+#[test]
+fn wide_products_pack_a_where_the_kernel_says_so() {
+    use super::driver::ASource;
+    use super::kernel::Kernel;
+    let a = vec![0f32; 400 * 300];
+    let matrix = ASource::Matrix(MatRef::row_major(&a, 400, 300));
+    for isa in isas() {
+        let ker = Kernel::for_isa(isa);
+        assert!(matrix.read_in_place_across(&ker, 64), "{isa:?}: 64 columns read in place");
+        let wide = matrix.read_in_place_across(&ker, 65);
+        assert_eq!(wide, isa != Isa::Avx2, "{isa:?}: 65 columns");
+        assert_eq!(matrix.read_in_place_across(&ker, 4096), isa != Isa::Avx2, "{isa:?}: 4096 columns");
+    }
+}
+
 /// Row-major A is read in place unless its rows crowd into a few L1 sets (a row stride of a
-/// multiple of 1024 floats packs it): both paths, every kernel, edge rows (m not a multiple
-/// of MR, including m < MR), one and two threads, and rows padded beyond k (stride > k).
+/// multiple of 1024 floats packs it) or, on AVX2, the product has many rows and is wider
+/// than 64 columns: both paths, every kernel, edge rows (m not a multiple of MR, including
+/// m < MR), one and two threads, and rows padded beyond k (stride > k).
 #[test]
 fn a_read_in_place_and_packed_agree_with_reference() {
     for isa in isas() {
@@ -415,7 +433,8 @@ fn a_read_in_place_and_packed_agree_with_reference() {
             (29, 70, 40, 70),     // in place
             (29, 70, 40, 1024),   // 4 KiB rows: packed
             (5, 33, 17, 40),      // fewer rows than MR (AVX-512): packed
-            (400, 300, 70, 301),  // many rows, several A blocks
+            (400, 300, 40, 301),  // many rows, several A blocks, narrow: in place
+            (400, 300, 70, 301),  // many rows, wider than 64 columns: packed on AVX2
             (400, 300, 70, 2048), // many rows, packed
             (130, 520, 33, 523),  // several depth blocks
         ] {
