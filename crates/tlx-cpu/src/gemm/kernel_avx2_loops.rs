@@ -54,8 +54,39 @@ macro_rules! store_sums {
     };
 }
 
+/// The template lines of one packed step: B's row at `$b` (16 floats) times the six A
+/// values at `{a} + $a` bytes, into ymm0–ymm11.
+macro_rules! packed_step {
+    ($a:literal, $b:literal) => {
+        concat!(
+            "vmovups ymm12, [", $b, "]\n",
+            "vmovups ymm13, [", $b, " + 32]\n",
+            "vbroadcastss ymm14, dword ptr [{a} + ", $a, "]\n",
+            "vfmadd231ps ymm0, ymm14, ymm12\n",
+            "vfmadd231ps ymm1, ymm14, ymm13\n",
+            "vbroadcastss ymm15, dword ptr [{a} + ", $a, " + 4]\n",
+            "vfmadd231ps ymm2, ymm15, ymm12\n",
+            "vfmadd231ps ymm3, ymm15, ymm13\n",
+            "vbroadcastss ymm14, dword ptr [{a} + ", $a, " + 8]\n",
+            "vfmadd231ps ymm4, ymm14, ymm12\n",
+            "vfmadd231ps ymm5, ymm14, ymm13\n",
+            "vbroadcastss ymm15, dword ptr [{a} + ", $a, " + 12]\n",
+            "vfmadd231ps ymm6, ymm15, ymm12\n",
+            "vfmadd231ps ymm7, ymm15, ymm13\n",
+            "vbroadcastss ymm14, dword ptr [{a} + ", $a, " + 16]\n",
+            "vfmadd231ps ymm8, ymm14, ymm12\n",
+            "vfmadd231ps ymm9, ymm14, ymm13\n",
+            "vbroadcastss ymm15, dword ptr [{a} + ", $a, " + 20]\n",
+            "vfmadd231ps ymm10, ymm15, ymm12\n",
+            "vfmadd231ps ymm11, ymm15, ymm13",
+        )
+    };
+}
+
 /// `packed_a_loop` for MR = 6 rows and 16 columns: `k` steps of
-/// `acc[i][v] += a[p·6 + i] · b[p·ldb + 8v ..][..8]`, prefetching A 16 steps ahead.
+/// `acc[i][v] += a[p·6 + i] · b[p·ldb + 8v ..][..8]`, two steps a turn (one prefetch of A
+/// 16 steps ahead per 48 bytes, so every line of the panel is fetched once or twice rather
+/// than two or three times), an odd last step on its own.
 ///
 /// # Safety
 /// The CPU has AVX2 and FMA; `acc` points at 12 writable vectors of 8 floats (`[[_; 2]; 6]`);
@@ -68,43 +99,29 @@ pub(super) unsafe fn packed_6x16(acc: *mut f32, a: *const f32, b: *const f32, ld
     unsafe {
         asm!(
             load_sums!(),
-            "test {k}, {k}",
+            "test {pairs}, {pairs}",
             "jz 3f",
             ".p2align 4",
             "2:",
-            // A panel: 6 floats a step, fetched 16 steps (384 bytes) ahead.
             "prefetcht0 [{a} + 384]",
-            "vmovups ymm12, [{b}]",
-            "vmovups ymm13, [{b} + 32]",
-            "vbroadcastss ymm14, dword ptr [{a}]",
-            "vfmadd231ps ymm0, ymm14, ymm12",
-            "vfmadd231ps ymm1, ymm14, ymm13",
-            "vbroadcastss ymm15, dword ptr [{a} + 4]",
-            "vfmadd231ps ymm2, ymm15, ymm12",
-            "vfmadd231ps ymm3, ymm15, ymm13",
-            "vbroadcastss ymm14, dword ptr [{a} + 8]",
-            "vfmadd231ps ymm4, ymm14, ymm12",
-            "vfmadd231ps ymm5, ymm14, ymm13",
-            "vbroadcastss ymm15, dword ptr [{a} + 12]",
-            "vfmadd231ps ymm6, ymm15, ymm12",
-            "vfmadd231ps ymm7, ymm15, ymm13",
-            "vbroadcastss ymm14, dword ptr [{a} + 16]",
-            "vfmadd231ps ymm8, ymm14, ymm12",
-            "vfmadd231ps ymm9, ymm14, ymm13",
-            "vbroadcastss ymm15, dword ptr [{a} + 20]",
-            "vfmadd231ps ymm10, ymm15, ymm12",
-            "vfmadd231ps ymm11, ymm15, ymm13",
-            "add {a}, 24",
-            "add {b}, {ldb_bytes}",
-            "dec {k}",
+            packed_step!("0", "{b}"),
+            packed_step!("24", "{b} + {ldb_bytes}"),
+            "add {a}, 48",
+            "lea {b}, [{b} + 2*{ldb_bytes}]",
+            "dec {pairs}",
             "jnz 2b",
             "3:",
+            "test {odd}, {odd}",
+            "jz 4f",
+            packed_step!("0", "{b}"),
+            "4:",
             store_sums!(),
             acc = in(reg) acc,
             a = inout(reg) a => _,
             b = inout(reg) b => _,
             ldb_bytes = in(reg) ldb * 4,
-            k = inout(reg) k => _,
+            pairs = inout(reg) k / 2 => _,
+            odd = in(reg) k % 2,
             out("ymm0") _, out("ymm1") _, out("ymm2") _, out("ymm3") _,
             out("ymm4") _, out("ymm5") _, out("ymm6") _, out("ymm7") _,
             out("ymm8") _, out("ymm9") _, out("ymm10") _, out("ymm11") _,
