@@ -131,9 +131,39 @@ pub(super) unsafe fn packed_6x16(acc: *mut f32, a: *const f32, b: *const f32, ld
     }
 }
 
+/// The template lines of one step of six rows read in place: B's row at `$b` (16 floats)
+/// times element `{off}$a` (bytes) of each row, into ymm0–ymm11.
+macro_rules! rows_step {
+    ($a:literal, $b:literal) => {
+        concat!(
+            "vmovups ymm12, [", $b, "]\n",
+            "vmovups ymm13, [", $b, " + 32]\n",
+            "vbroadcastss ymm14, dword ptr [{r0} + {off}", $a, "]\n",
+            "vfmadd231ps ymm0, ymm14, ymm12\n",
+            "vfmadd231ps ymm1, ymm14, ymm13\n",
+            "vbroadcastss ymm15, dword ptr [{r1} + {off}", $a, "]\n",
+            "vfmadd231ps ymm2, ymm15, ymm12\n",
+            "vfmadd231ps ymm3, ymm15, ymm13\n",
+            "vbroadcastss ymm14, dword ptr [{r2} + {off}", $a, "]\n",
+            "vfmadd231ps ymm4, ymm14, ymm12\n",
+            "vfmadd231ps ymm5, ymm14, ymm13\n",
+            "vbroadcastss ymm15, dword ptr [{r3} + {off}", $a, "]\n",
+            "vfmadd231ps ymm6, ymm15, ymm12\n",
+            "vfmadd231ps ymm7, ymm15, ymm13\n",
+            "vbroadcastss ymm14, dword ptr [{r4} + {off}", $a, "]\n",
+            "vfmadd231ps ymm8, ymm14, ymm12\n",
+            "vfmadd231ps ymm9, ymm14, ymm13\n",
+            "vbroadcastss ymm15, dword ptr [{r5} + {off}", $a, "]\n",
+            "vfmadd231ps ymm10, ymm15, ymm12\n",
+            "vfmadd231ps ymm11, ymm15, ymm13",
+        )
+    };
+}
+
 /// `rows_run` for 6 rows read in place and 16 columns: steps `p0..p0 + len` of
-/// `acc[i][v] += rows[i][p] · b[(p − p0)·ldb + 8v ..][..8]`, fetching each row's line two
-/// lines ahead every 16 steps. Returns B's next row.
+/// `acc[i][v] += rows[i][p] · b[(p − p0)·ldb + 8v ..][..8]`, two steps a turn (an odd last
+/// one on its own), fetching each row's line two lines ahead every 16 steps. Returns B's
+/// next row.
 ///
 /// # Safety
 /// The CPU has AVX2 and FMA; `acc` points at 12 writable vectors of 8 floats; elements
@@ -157,11 +187,11 @@ pub(super) unsafe fn rows_6x16(
         asm!(
             load_sums!(),
             "xor {off}, {off}",
-            "test {end}, {end}",
+            "test {end_pairs}, {end_pairs}",
             "jz 3f",
             ".p2align 4",
             "2:",
-            // Every 16 steps (64 bytes), each row's next line but one.
+            // Every 8 turns (16 steps, 64 bytes), each row's next line but one.
             "test {off:e}, 63",
             "jnz 4f",
             "prefetcht0 [{r0} + {off} + 128]",
@@ -171,31 +201,19 @@ pub(super) unsafe fn rows_6x16(
             "prefetcht0 [{r4} + {off} + 128]",
             "prefetcht0 [{r5} + {off} + 128]",
             "4:",
-            "vmovups ymm12, [{b}]",
-            "vmovups ymm13, [{b} + 32]",
-            "vbroadcastss ymm14, dword ptr [{r0} + {off}]",
-            "vfmadd231ps ymm0, ymm14, ymm12",
-            "vfmadd231ps ymm1, ymm14, ymm13",
-            "vbroadcastss ymm15, dword ptr [{r1} + {off}]",
-            "vfmadd231ps ymm2, ymm15, ymm12",
-            "vfmadd231ps ymm3, ymm15, ymm13",
-            "vbroadcastss ymm14, dword ptr [{r2} + {off}]",
-            "vfmadd231ps ymm4, ymm14, ymm12",
-            "vfmadd231ps ymm5, ymm14, ymm13",
-            "vbroadcastss ymm15, dword ptr [{r3} + {off}]",
-            "vfmadd231ps ymm6, ymm15, ymm12",
-            "vfmadd231ps ymm7, ymm15, ymm13",
-            "vbroadcastss ymm14, dword ptr [{r4} + {off}]",
-            "vfmadd231ps ymm8, ymm14, ymm12",
-            "vfmadd231ps ymm9, ymm14, ymm13",
-            "vbroadcastss ymm15, dword ptr [{r5} + {off}]",
-            "vfmadd231ps ymm10, ymm15, ymm12",
-            "vfmadd231ps ymm11, ymm15, ymm13",
-            "add {b}, {ldb_bytes}",
-            "add {off}, 4",
-            "cmp {off}, {end}",
+            rows_step!("", "{b}"),
+            rows_step!(" + 4", "{b} + {ldb_bytes}"),
+            "lea {b}, [{b} + 2*{ldb_bytes}]",
+            "add {off}, 8",
+            "cmp {off}, {end_pairs}",
             "jb 2b",
             "3:",
+            // An odd last step.
+            "cmp {off}, {end}",
+            "jae 5f",
+            rows_step!("", "{b}"),
+            "add {b}, {ldb_bytes}",
+            "5:",
             store_sums!(),
             acc = in(reg) acc,
             r0 = in(reg) r[0],
@@ -207,6 +225,7 @@ pub(super) unsafe fn rows_6x16(
             b = inout(reg) b => next_b,
             ldb_bytes = in(reg) ldb * 4,
             off = out(reg) _,
+            end_pairs = in(reg) (len & !1) * 4,
             end = in(reg) len * 4,
             out("ymm0") _, out("ymm1") _, out("ymm2") _, out("ymm3") _,
             out("ymm4") _, out("ymm5") _, out("ymm6") _, out("ymm7") _,
