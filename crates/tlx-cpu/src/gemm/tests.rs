@@ -437,6 +437,10 @@ fn a_read_in_place_and_packed_agree_with_reference() {
             (400, 300, 70, 301),  // many rows, wider than 64 columns: packed on AVX2
             (400, 300, 70, 2048), // many rows, packed
             (130, 520, 33, 523),  // several depth blocks
+            (29, 71, 40, 71),     // odd depth: the two-step loops' last step alone
+            (400, 301, 70, 301),  // odd depth, packed on AVX2
+            (12, 1, 20, 1),       // a single step
+            (12, 2, 20, 2),       // a single pair of steps
         ] {
             let a = fill(m * lda, 21);
             let b = fill(k * n, 22);
