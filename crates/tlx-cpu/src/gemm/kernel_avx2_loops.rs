@@ -54,45 +54,30 @@ macro_rules! store_sums {
     };
 }
 
-/// The template lines of one packed step: B's row at `$b` (16 floats) times the six A
-/// values at `{a} + $a` bytes, into ymm0–ymm11.
-macro_rules! packed_step {
-    ($a:literal, $b:literal) => {
+/// The template lines of one step: B's row at `[$b]` (16 floats) times the six A values at
+/// `[$a0]` … `[$a5]`, into the sums in ymm0–ymm11 (B in ymm12–13, broadcasts in ymm14–15).
+#[rustfmt::skip]
+macro_rules! step {
+    ($b:literal, $a0:literal, $a1:literal, $a2:literal, $a3:literal, $a4:literal, $a5:literal) => {
         concat!(
-            "vmovups ymm12, [",
-            $b,
-            "]\n",
-            "vmovups ymm13, [",
-            $b,
-            " + 32]\n",
-            "vbroadcastss ymm14, dword ptr [{a} + ",
-            $a,
-            "]\n",
+            "vmovups ymm12, [", $b, "]\n",
+            "vmovups ymm13, [", $b, " + 32]\n",
+            "vbroadcastss ymm14, dword ptr [", $a0, "]\n",
             "vfmadd231ps ymm0, ymm14, ymm12\n",
             "vfmadd231ps ymm1, ymm14, ymm13\n",
-            "vbroadcastss ymm15, dword ptr [{a} + ",
-            $a,
-            " + 4]\n",
+            "vbroadcastss ymm15, dword ptr [", $a1, "]\n",
             "vfmadd231ps ymm2, ymm15, ymm12\n",
             "vfmadd231ps ymm3, ymm15, ymm13\n",
-            "vbroadcastss ymm14, dword ptr [{a} + ",
-            $a,
-            " + 8]\n",
+            "vbroadcastss ymm14, dword ptr [", $a2, "]\n",
             "vfmadd231ps ymm4, ymm14, ymm12\n",
             "vfmadd231ps ymm5, ymm14, ymm13\n",
-            "vbroadcastss ymm15, dword ptr [{a} + ",
-            $a,
-            " + 12]\n",
+            "vbroadcastss ymm15, dword ptr [", $a3, "]\n",
             "vfmadd231ps ymm6, ymm15, ymm12\n",
             "vfmadd231ps ymm7, ymm15, ymm13\n",
-            "vbroadcastss ymm14, dword ptr [{a} + ",
-            $a,
-            " + 16]\n",
+            "vbroadcastss ymm14, dword ptr [", $a4, "]\n",
             "vfmadd231ps ymm8, ymm14, ymm12\n",
             "vfmadd231ps ymm9, ymm14, ymm13\n",
-            "vbroadcastss ymm15, dword ptr [{a} + ",
-            $a,
-            " + 20]\n",
+            "vbroadcastss ymm15, dword ptr [", $a5, "]\n",
             "vfmadd231ps ymm10, ymm15, ymm12\n",
             "vfmadd231ps ymm11, ymm15, ymm13",
         )
@@ -120,8 +105,8 @@ pub(super) unsafe fn packed_6x16(acc: *mut f32, a: *const f32, b: *const f32, ld
             ".p2align 4",
             "2:",
             "prefetcht0 [{a} + 384]",
-            packed_step!("0", "{b}"),
-            packed_step!("24", "{b} + {ldb_bytes}"),
+            step!("{b}", "{a}", "{a} + 4", "{a} + 8", "{a} + 12", "{a} + 16", "{a} + 20"),
+            step!("{b} + {ldb_bytes}", "{a} + 24", "{a} + 28", "{a} + 32", "{a} + 36", "{a} + 40", "{a} + 44"),
             "add {a}, 48",
             "lea {b}, [{b} + 2*{ldb_bytes}]",
             "dec {pairs}",
@@ -129,7 +114,7 @@ pub(super) unsafe fn packed_6x16(acc: *mut f32, a: *const f32, b: *const f32, ld
             "3:",
             "test {odd}, {odd}",
             "jz 4f",
-            packed_step!("0", "{b}"),
+            step!("{b}", "{a}", "{a} + 4", "{a} + 8", "{a} + 12", "{a} + 16", "{a} + 20"),
             "4:",
             store_sums!(),
             acc = in(reg) acc,
@@ -145,51 +130,6 @@ pub(super) unsafe fn packed_6x16(acc: *mut f32, a: *const f32, b: *const f32, ld
             options(nostack),
         );
     }
-}
-
-/// The template lines of one step of six rows read in place: B's row at `$b` (16 floats)
-/// times element `{off}$a` (bytes) of each row, into ymm0–ymm11.
-macro_rules! rows_step {
-    ($a:literal, $b:literal) => {
-        concat!(
-            "vmovups ymm12, [",
-            $b,
-            "]\n",
-            "vmovups ymm13, [",
-            $b,
-            " + 32]\n",
-            "vbroadcastss ymm14, dword ptr [{r0} + {off}",
-            $a,
-            "]\n",
-            "vfmadd231ps ymm0, ymm14, ymm12\n",
-            "vfmadd231ps ymm1, ymm14, ymm13\n",
-            "vbroadcastss ymm15, dword ptr [{r1} + {off}",
-            $a,
-            "]\n",
-            "vfmadd231ps ymm2, ymm15, ymm12\n",
-            "vfmadd231ps ymm3, ymm15, ymm13\n",
-            "vbroadcastss ymm14, dword ptr [{r2} + {off}",
-            $a,
-            "]\n",
-            "vfmadd231ps ymm4, ymm14, ymm12\n",
-            "vfmadd231ps ymm5, ymm14, ymm13\n",
-            "vbroadcastss ymm15, dword ptr [{r3} + {off}",
-            $a,
-            "]\n",
-            "vfmadd231ps ymm6, ymm15, ymm12\n",
-            "vfmadd231ps ymm7, ymm15, ymm13\n",
-            "vbroadcastss ymm14, dword ptr [{r4} + {off}",
-            $a,
-            "]\n",
-            "vfmadd231ps ymm8, ymm14, ymm12\n",
-            "vfmadd231ps ymm9, ymm14, ymm13\n",
-            "vbroadcastss ymm15, dword ptr [{r5} + {off}",
-            $a,
-            "]\n",
-            "vfmadd231ps ymm10, ymm15, ymm12\n",
-            "vfmadd231ps ymm11, ymm15, ymm13",
-        )
-    };
 }
 
 /// `rows_run` for 6 rows read in place and 16 columns: steps `p0..p0 + len` of
@@ -233,8 +173,16 @@ pub(super) unsafe fn rows_6x16(
             "prefetcht0 [{r4} + {off} + 128]",
             "prefetcht0 [{r5} + {off} + 128]",
             "4:",
-            rows_step!("", "{b}"),
-            rows_step!(" + 4", "{b} + {ldb_bytes}"),
+            step!("{b}", "{r0} + {off}", "{r1} + {off}", "{r2} + {off}", "{r3} + {off}", "{r4} + {off}", "{r5} + {off}"),
+            step!(
+                "{b} + {ldb_bytes}",
+                "{r0} + {off} + 4",
+                "{r1} + {off} + 4",
+                "{r2} + {off} + 4",
+                "{r3} + {off} + 4",
+                "{r4} + {off} + 4",
+                "{r5} + {off} + 4"
+            ),
             "lea {b}, [{b} + 2*{ldb_bytes}]",
             "add {off}, 8",
             "cmp {off}, {end_pairs}",
@@ -243,7 +191,7 @@ pub(super) unsafe fn rows_6x16(
             // An odd last step.
             "cmp {off}, {end}",
             "jae 5f",
-            rows_step!("", "{b}"),
+            step!("{b}", "{r0} + {off}", "{r1} + {off}", "{r2} + {off}", "{r3} + {off}", "{r4} + {off}", "{r5} + {off}"),
             "add {b}, {ldb_bytes}",
             "5:",
             store_sums!(),
