@@ -73,8 +73,8 @@ fn main() {
         let b: Vec<f32> = (0..k * n).map(|i| ((i * 104_729) % 1000) as f32 * 1e-3 - 0.5).collect();
         let (mut c_tlx, mut c_blas) = (vec![0f32; m * n], vec![0f32; m * n]);
         let flops = 2.0 * (m * n * k) as f64;
-        // Small products repeat within a pair so that each side runs for about 0.25 ms.
-        let inner = ((5e6 / flops).ceil() as usize).max(1);
+        // Small products repeat within a pair: at least 20 MFLOP a side (~0.25 ms at 80 GFLOP/s).
+        let inner = ((2e7 / flops).ceil() as usize).max(1);
         let (mut tlx, mut blas, mut ratio) = (vec![], vec![], vec![]);
         pool.install(|| {
             for pair in 0..pairs + 2 {

@@ -8,8 +8,10 @@
 //! took every product to 60–70 % of its speed (conv3_block1_0's input gradient 102 → 70
 //! GFLOP/s). These loops fix the register assignment. They are the generic loops of
 //! `kernel::packed_a_loop` and `kernel::rows_run` step for step: the same fused
-//! multiply-adds on the same values in the same order (the same bits), the same prefetches.
-//! The accumulators come in and go out through memory (once per tile).
+//! multiply-adds on the same values in the same order (the same bits), two steps a turn;
+//! the rows loop prefetches as `rows_run` does, the packed loop once per two steps (the
+//! generic loop: every step). The accumulators come in and go out through memory (once per
+//! tile).
 
 use std::arch::asm;
 

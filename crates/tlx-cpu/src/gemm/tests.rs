@@ -406,7 +406,8 @@ fn packing_layouts() {
 }
 
 /// The many-rows nest reads a row-major A in place only up to the kernel's `direct_a_cols`
-/// columns (64 on AVX2, any width on AVX-512 and the portable kernel); patches always.
+/// columns (64 on AVX2, any width on AVX-512 and the portable kernel). Run without
+/// `TLX_GEMM_DIRECT_A=0`, which packs every A.
 #[test]
 fn wide_products_pack_a_where_the_kernel_says_so() {
     use super::driver::ASource;
